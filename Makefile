@@ -1,0 +1,42 @@
+# Exocore. `make run` runs a local node; `make test` runs every check CI runs.
+CARGO ?= cargo
+EXO_RUN_DIR ?= .exo
+EXO_RUN_LISTEN ?= 127.0.0.1:3330
+EXO := ./target/release/exo -d $(EXO_RUN_DIR)
+
+.PHONY: build run test bench fmt fmt-check lint cross pi-smoke
+
+build:
+	$(CARGO) build --release --bin exo
+
+# The main job: a local node and cell under ./.exo (made on first use), then the daemon in
+# the foreground until Ctrl-C.
+run: build
+	@if [ ! -f $(EXO_RUN_DIR)/node.toml ]; then \
+		$(EXO) node init --name local --listen $(EXO_RUN_LISTEN) --address $(EXO_RUN_LISTEN); fi
+	@if [ -z "$$(ls -A $(EXO_RUN_DIR)/cells 2>/dev/null)" ]; then \
+		$(EXO) cell init --name default; fi
+	exec $(EXO) daemon
+
+test: fmt-check lint
+	$(CARGO) test --workspace --all-targets
+
+bench: build
+	bash scripts/bench.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Release binaries for Raspberry Pi: armv7 (32-bit Pi OS) and aarch64.
+cross:
+	bash scripts/cross.sh
+
+# The armv7 binary under qemu-arm-static: node init, cell init, daemon start and stop.
+pi-smoke:
+	bash scripts/pi-smoke.sh

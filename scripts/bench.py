@@ -1,0 +1,116 @@
+"""`make bench`: what a user of `exo` feels, measured on the release binary.
+
+Prints a table and writes it to target/bench/report.md. Each figure says what was measured,
+on what data, and its ratio to a baseline where there is one. Nothing here fails on a number.
+"""
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+EXO = os.path.abspath("target/release/exo")
+RUNS = 50
+
+
+def run(args, env=None):
+    """Runs a command, returns (seconds, max RSS in KiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"bench: {' '.join(args)} failed with status {status}")
+    return elapsed, usage.ru_maxrss
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def measure(args):
+    times, rss = [], []
+    for _ in range(RUNS):
+        t, r = run(args)
+        times.append(t * 1000)
+        rss.append(r)
+    return times, max(rss)
+
+
+def daemon_rss(node_dir):
+    """Resident memory of an idle daemon with one cell, one second after start."""
+    proc = subprocess.Popen([EXO, "-d", node_dir, "daemon"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    rss = 0
+    with open(f"/proc/{proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=10)
+    return rss
+
+
+def main():
+    rows = []
+    true_times, _ = measure(["/bin/true"])
+    base_p50 = percentile(true_times, 50)
+    with tempfile.TemporaryDirectory() as tmp:
+        node = os.path.join(tmp, "node")
+        init_times = []
+        for i in range(RUNS):
+            d = os.path.join(tmp, f"init{i}")
+            t, _ = run([EXO, "-d", d, "node", "init", "--name", "bench", "--listen", "127.0.0.1:3999"])
+            init_times.append(t * 1000)
+        run([EXO, "-d", node, "node", "init", "--name", "bench", "--listen", "127.0.0.1:3999"])
+        run([EXO, "-d", node, "cell", "init", "--name", "home"])
+        cases = [
+            ("exo version", [EXO, "version"], "no node"),
+            ("exo config validate", [EXO, "-d", node, "config", "validate"], "1 node, 1 cell"),
+            ("exo cell node list", [EXO, "-d", node, "cell", "node", "list"], "1 node, 1 cell"),
+        ]
+        results = [("exo node init (keygen, 2 fsync'd files)", init_times, 0, "fresh dir each run")]
+        for name, args, data in cases:
+            times, rss = measure(args)
+            results.append((name, times, rss, data))
+        for name, times, rss, data in results:
+            p50 = percentile(times, 50)
+            rows.append((
+                f"{name}: latency p50 / p95 / p99",
+                f"{p50:.2f} / {percentile(times, 95):.2f} / {percentile(times, 99):.2f} ms",
+                f"{RUNS} runs, {data}",
+                f"{p50 / base_p50:.1f}x /bin/true ({base_p50:.2f} ms)",
+            ))
+            if rss:
+                rows.append((f"{name}: peak memory", f"{rss / 1024:.1f} MiB", f"max RSS over {RUNS} runs", "-"))
+        rows.append(("exo daemon: idle resident memory", f"{daemon_rss(node) / 1024:.1f} MiB", "1 cell, 1 s after start", "-"))
+    size = os.path.getsize(EXO)
+    rows.append(("release binary size", f"{size / 1024 / 1024:.2f} MiB", f"{platform.machine()} target/release/exo", "-"))
+
+    header = ("figure", "value", "measured on", "ratio to baseline")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in [header]]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    cpu = platform.processor() or platform.machine()
+    report = "\n".join([
+        "# exo bench",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}. Release build.",
+        "",
+        *lines,
+        "",
+    ])
+    print(report)
+    os.makedirs("target/bench", exist_ok=True)
+    with open("target/bench/report.md", "w") as out:
+        out.write(report)
+    print("written to target/bench/report.md")
+
+
+if __name__ == "__main__":
+    main()

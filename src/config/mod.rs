@@ -1,0 +1,18 @@
+//! A node's files: its settings, its keys, and the cells it belongs to.
+//!
+//! Every file is TOML parsed strictly (an unknown key is an error naming the file, line and
+//! key), every write is atomic, and secrets live in their own files of mode 0600.
+
+pub mod atomic;
+mod cell;
+mod dir;
+mod error;
+mod key_serde;
+pub mod names;
+mod node;
+pub mod toml_file;
+
+pub use cell::{CellConfig, CellNode, Role};
+pub use dir::{Cell, Node, NodeDir};
+pub use error::Error;
+pub use node::{NodeConfig, DEFAULT_PORT};

@@ -1,0 +1,52 @@
+//! `node.toml`: who this node is and where it listens. Holds no secret: the node's key is in
+//! `node.key` (mode 0600), so this file can be printed, shared and edited freely.
+
+use std::net::SocketAddr;
+
+use exocore_protocol::identity::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use super::names;
+
+/// Port a node listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 3330;
+
+/// The settings of this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's public key, its identity everywhere (derived from `node.key`).
+    #[serde(with = "super::key_serde")]
+    pub id: PublicKey,
+    /// A human name for tables and logs.
+    pub name: String,
+    /// Socket address the daemon listens on.
+    pub listen: SocketAddr,
+    /// Addresses at which other nodes reach this one (`host:port`); empty if it only dials.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+impl NodeConfig {
+    /// Checks what the types alone do not: the name and the addresses.
+    pub fn validate(&self) -> Result<(), String> {
+        names::check(&self.name)?;
+        self.addresses
+            .iter()
+            .try_for_each(|a| names::check_address(a))
+    }
+
+    /// The file's text: a short guide for whoever opens it, then the settings.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).unwrap_or_default();
+        format!(
+            "# Exocore node configuration. Change it with `exo config set KEY VALUE` or\n\
+             # `exo config edit`; `exo config validate` checks it. Keys:\n\
+             #   id         this node's public key (from node.key; do not edit)\n\
+             #   name       a human name for tables and logs\n\
+             #   listen     address the daemon listens on, e.g. \"0.0.0.0:{DEFAULT_PORT}\"\n\
+             #   addresses  where other nodes reach this one, e.g. [\"192.168.1.20:{DEFAULT_PORT}\"]\n\
+             {body}"
+        )
+    }
+}

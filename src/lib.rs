@@ -1,0 +1,12 @@
+//! Exocore: a personal cloud on machines you own.
+//!
+//! The `exo` binary is a thin shell over this library: [`cli`] parses commands, [`config`]
+//! owns a node's files, [`daemon`] runs a node. The wire contract lives in the
+//! `exocore-protocol` crate; the written one in `spec/`.
+
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
