@@ -21,11 +21,12 @@ done
 # Ask cargo where the target dir is rather than guessing (CARGO_TARGET_DIR, config, workspace).
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
+installed="$(rustup target list --installed)"   # captured: grep -q in a pipe + pipefail can SIGPIPE
 built=()
 for t in "${targets[@]}"; do
   triple="${TRIPLE[$t]}"
   # Fail early with a hint instead of a confusing linker/std error.
-  rustup target list --installed | grep -qx "$triple" ||
+  grep -qx "$triple" <<<"$installed" ||
     { echo "cross.sh: rust target $triple missing; run scripts/install-cross-deps.sh" >&2; exit 1; }
   echo "cross.sh: building $triple"
   start=$SECONDS

@@ -55,8 +55,10 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
     smol::block_on(async {
         use async_signal::{Signal, Signals};
         let mut signals = Signals::new([Signal::Int, Signal::Term]).map_err(Error::Signals)?;
-        if let Some(signal) = signals.next().await {
-            info!("received {signal:?}, stopping");
+        match signals.next().await {
+            Some(Ok(signal)) => info!("received {signal:?}, stopping"),
+            Some(Err(err)) => return Err(Error::Signals(err)),
+            None => {}
         }
         info!("stopped");
         Ok(())

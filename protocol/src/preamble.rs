@@ -116,8 +116,17 @@ pub async fn read_preamble<R: AsyncRead + Unpin>(
     reader: &mut R,
 ) -> Result<Preamble, PreambleError> {
     let mut bytes = [0u8; PREAMBLE_LEN];
+    // The magic first, so a peer speaking something else is named as such even if it sends
+    // fewer than 36 bytes.
     reader
-        .read_exact(&mut bytes)
+        .read_exact(&mut bytes[..MAGIC.len()])
+        .await
+        .map_err(PreambleError::Io)?;
+    if bytes[..MAGIC.len()] != MAGIC {
+        return Preamble::parse(&bytes);
+    }
+    reader
+        .read_exact(&mut bytes[MAGIC.len()..])
         .await
         .map_err(PreambleError::Io)?;
     Preamble::parse(&bytes)

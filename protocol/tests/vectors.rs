@@ -62,6 +62,15 @@ impl AsyncWrite for Recorder {
     }
 }
 
+/// RFC 7748 clamping. `Keypair::noise_secret` is the unclamped first half of SHA-512(seed);
+/// X25519 clamps it anyway, and the vectors show the clamped form every library agrees on.
+fn clamp(mut secret: [u8; 32]) -> [u8; 32] {
+    secret[0] &= 248;
+    secret[31] &= 127;
+    secret[31] |= 64;
+    secret
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -165,12 +174,12 @@ fn vector_files(transcript: &Transcript) -> Vec<(&'static str, String)> {
     let key_lines = |name: &str, seed: &[u8; 32]| {
         let keypair = Keypair::from_seed(seed);
         format!(
-            "{name}_seed = {}\n{name}_sk = {}\n{name}_pk = {}\n{name}_pk_hex = {}\n{name}_noise_secret = {}\n{name}_noise_public = {}\n",
+            "{name}_seed = {}\n{name}_sk = {}\n{name}_pk = {}\n{name}_pk_hex = {}\n{name}_x25519_secret_clamped = {}\n{name}_x25519_public = {}\n",
             hex(seed),
             keypair.secret_text(),
             keypair.public(),
             hex(&keypair.public().to_bytes()),
-            hex(&keypair.noise_secret()),
+            hex(&clamp(keypair.noise_secret())),
             hex(&keypair.public().noise_public()),
         )
     };

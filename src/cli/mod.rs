@@ -133,6 +133,7 @@ fn init_logs(filter: &str) -> Result<(), CliError> {
     })?;
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     // A second initialisation (tests calling `run` twice) is harmless; ignore it.
     let _ = tracing_subscriber::registry()
