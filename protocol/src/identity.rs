@@ -202,7 +202,13 @@ impl Keypair {
     /// The X25519 secret used as the Noise static key: the clamped scalar of the ed25519
     /// secret (the first half of SHA-512(seed)), matching [`PublicKey::noise_public`].
     pub fn noise_secret(&self) -> [u8; KEY_LEN] {
-        self.0.to_scalar_bytes()
+        let mut scalar = self.0.to_scalar_bytes();
+        // RFC 7748 clamping, so the bytes are the X25519 secret itself, not merely
+        // equivalent to it (X25519 would clamp them again, harmlessly).
+        scalar[0] &= 248;
+        scalar[31] &= 127;
+        scalar[31] |= 64;
+        scalar
     }
 
     /// Signs `message`.
