@@ -4,59 +4,11 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod support;
 
-fn exo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exo"));
-    command.arg("-d").arg(dir).args(args).stdin(Stdio::null());
-    command.env_remove("EXO_DIR").env_remove("EXO_LOG");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output: Output = command.output().expect("run exo");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "exo panicked: {}",
-        run.stderr
-    );
-    run
-}
-
-fn exo(dir: &Path, args: &[&str]) -> Run {
-    exo_in(dir, args, &[])
-}
-
-/// Runs a command that must succeed, returning its stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let run = exo(dir, args);
-    assert_eq!(run.code, 0, "exo {args:?} failed: {}", run.stderr);
-    run.stdout
-}
-
-/// Runs a command that must fail with `code` and one `error:` line; returns that line.
-fn fails(dir: &Path, args: &[&str], code: i32) -> String {
-    let run = exo(dir, args);
-    assert_eq!(
-        run.code, code,
-        "exo {args:?}: stdout {} stderr {}",
-        run.stdout, run.stderr
-    );
-    let line = run.stderr.trim();
-    assert!(line.starts_with("error: "), "not an error line: {line}");
-    assert_eq!(line.lines().count(), 1, "more than one line: {line}");
-    line.to_string()
-}
+use support::{exo, exo_in, fails, ok};
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
+pub mod admin;
 mod base32;
 pub mod client;
 pub mod envelope;

@@ -610,6 +610,12 @@ impl<W: AsyncWrite + Unpin> SendHalf<W> {
     /// Orderly close: sends a Close envelope with `reason`, then shuts down the write half.
     pub async fn close(&mut self, reason: &str) -> Result<(), Error> {
         self.send_envelope(&Envelope::close(reason)?).await?;
+        self.shutdown().await
+    }
+
+    /// Shuts down the write half of the stream without sending anything: for a sender that
+    /// has already sent its Close envelope.
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
         self.writer
             .close()
             .await

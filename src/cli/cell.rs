@@ -20,6 +20,19 @@ enum CellSub {
     List(ListCmd),
     Print(PrintCmd),
     Node(NodeCmd),
+    Ping(PingCmd),
+}
+
+/// Ping the other nodes of a cell: reachability and round-trip time of each.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ping")]
+struct PingCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 /// Create a new cell with this node as its first member.
@@ -96,6 +109,11 @@ impl CellCmd {
             CellSub::Node(NodeCmd {
                 command: NodeSub::List(cmd),
             }) => cmd.run(dir),
+            CellSub::Ping(cmd) => {
+                let node = dir.load_node()?;
+                let cell = dir.select_cell(cmd.cell.as_deref())?;
+                super::ping::run(&node, &cell, cmd.json)
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum CliError {
     Editor(String),
     /// The daemon could not start or stopped on an error.
     Daemon(daemon::Error),
+    /// The command ran but what it checks failed (e.g. a node is unreachable).
+    Failed(String),
 }
 
 impl CliError {
@@ -35,6 +37,7 @@ impl fmt::Display for CliError {
             CliError::BadArgument(message) => write!(f, "{message}"),
             CliError::Editor(message) => write!(f, "{message}"),
             CliError::Daemon(err) => write!(f, "{err}"),
+            CliError::Failed(message) => write!(f, "{message}"),
         }
     }
 }

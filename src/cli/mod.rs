@@ -9,6 +9,7 @@ mod daemon;
 mod error;
 mod keys;
 mod node;
+mod ping;
 mod table;
 
 use std::path::PathBuf;

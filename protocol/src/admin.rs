@@ -1,0 +1,61 @@
+//! The CellAdmin service's messages: asking a node about its links to the cell's other nodes.
+//! Encoded with [`crate::wire::CONFIG`]; specified in `spec/protocol.md`, section 9.1.
+
+use bincode::{Decode, Encode};
+
+/// A CellAdmin request.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum AdminRequest {
+    /// Ping every other node of the cell over this node's links and report each.
+    PingPeers,
+}
+
+/// A CellAdmin response, one variant per request.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum AdminResponse {
+    /// The answer to [`AdminRequest::PingPeers`], one entry per other node of the cell.
+    PingPeers {
+        /// In the order of the cell's node list.
+        peers: Vec<PeerPing>,
+    },
+}
+
+/// How one node of the cell answered a ping.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PeerPing {
+    /// The node's ed25519 public key.
+    pub node: [u8; 32],
+    /// Round trip in microseconds, if it answered.
+    pub rtt_us: Option<u64>,
+    /// Why it did not answer (empty if it did): not connected and the last dial error, or the
+    /// ping's failure.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+
+    #[test]
+    fn layout_matches_spec() {
+        assert_eq!(
+            wire::encode(&AdminRequest::PingPeers).unwrap(),
+            [0, 0, 0, 0]
+        );
+        let response = AdminResponse::PingPeers {
+            peers: vec![PeerPing {
+                node: [9; 32],
+                rtt_us: Some(0x0201),
+                error: String::new(),
+            }],
+        };
+        let bytes = wire::encode(&response).unwrap();
+        let mut expected = vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        expected.extend_from_slice(&[9; 32]);
+        expected.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0; 8]);
+        assert_eq!(bytes, expected);
+        assert_eq!(wire::decode::<AdminResponse>(&bytes).unwrap(), response);
+    }
+}

@@ -1,0 +1,36 @@
+//! The network: authenticated, encrypted connections between the nodes of a cell and from
+//! its clients, over the wire protocol of `spec/protocol.md` (implemented by the
+//! `exocore-protocol` crate).
+//!
+//! [`Network`] listens for every cell of the node, dials the peers it should, keeps one link
+//! per peer, and routes requests by (cell, service). [`connection`] runs one connection;
+//! [`backoff`] paces redials.
+//!
+//! Architecture invariant: nothing here reads files or knows what a chain or a store is;
+//! services plug in through [`Services`].
+
+pub mod backoff;
+pub mod connection;
+mod error;
+mod network;
+
+pub use connection::{Answer, AnswerFuture, Connection, Incoming, Services};
+pub use error::NetError;
+pub use network::{CellNet, Network, PeerNode, CONNECTIONS_MAX, HANDSHAKES_MAX, PING_TIMEOUT};
+
+use exocore_protocol::message::{ErrorBody, ErrorCode};
+
+/// Services of a node that serves none beyond Ping and CellAdmin: every other request is
+/// answered "unknown service".
+pub struct NoServices;
+
+impl Services for NoServices {
+    fn handle(&self, request: Incoming) -> AnswerFuture {
+        Box::pin(async move {
+            Err(ErrorBody {
+                code: ErrorCode::UNKNOWN_SERVICE,
+                message: format!("{:?} is not served by this node", request.service),
+            })
+        })
+    }
+}

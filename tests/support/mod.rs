@@ -1,0 +1,221 @@
+//! Helpers shared by the integration tests: run the real `exo` binary, start and stop
+//! daemons, and lay out multi-node cells on loopback ports.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The outcome of one `exo` command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `exo -d DIR ARGS` with extra environment; asserts it did not panic.
+pub fn exo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exo"));
+    command.arg("-d").arg(dir).args(args).stdin(Stdio::null());
+    command.env_remove("EXO_DIR").env_remove("EXO_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output: Output = command.output().expect("run exo");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "exo panicked: {}",
+        run.stderr
+    );
+    run
+}
+
+/// Runs `exo -d DIR ARGS`.
+pub fn exo(dir: &Path, args: &[&str]) -> Run {
+    exo_in(dir, args, &[])
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let run = exo(dir, args);
+    assert_eq!(run.code, 0, "exo {args:?} failed: {}", run.stderr);
+    run.stdout
+}
+
+/// Runs a command that must fail with `code` and one `error:` line; returns that line.
+pub fn fails(dir: &Path, args: &[&str], code: i32) -> String {
+    let run = exo(dir, args);
+    assert_eq!(
+        run.code, code,
+        "exo {args:?}: stdout {} stderr {}",
+        run.stdout, run.stderr
+    );
+    let line = run.stderr.trim();
+    assert!(line.starts_with("error: "), "not an error line: {line}");
+    assert_eq!(line.lines().count(), 1, "more than one line: {line}");
+    line.to_string()
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node directory with its listen address.
+pub struct TestNode {
+    pub dir: PathBuf,
+    pub address: String,
+    pub id: String,
+}
+
+/// Creates `count` nodes under `root` (all roles) in one cell, as `exo cell init` on the
+/// first node plus the others written into its cell.toml, which every node gets a copy of.
+/// Returns the nodes and the cell id.
+pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        let dir = root.join(format!("node{i}"));
+        let address = format!("127.0.0.1:{}", free_port());
+        ok(
+            &dir,
+            &[
+                "node",
+                "init",
+                "--name",
+                &format!("n{i}"),
+                "--listen",
+                &address,
+                "--address",
+                &address,
+            ],
+        );
+        let id = ok(&dir, &["config", "get", "id"]).trim().to_string();
+        nodes.push(TestNode { dir, address, id });
+    }
+    ok(&nodes[0].dir, &["cell", "init", "--name", "home"]);
+    let cell_dir = fs::read_dir(nodes[0].dir.join("cells"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let cell_id = cell_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut toml = fs::read_to_string(cell_dir.join("cell.toml")).unwrap();
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        toml.push_str(&format!(
+            "\n[[nodes]]\nid = \"{}\"\nname = \"n{i}\"\naddresses = [\"{}\"]\nroles = [\"chain\", \"store\", \"app-host\"]\n",
+            node.id, node.address
+        ));
+    }
+    fs::write(cell_dir.join("cell.toml"), &toml).unwrap();
+    for node in nodes.iter().skip(1) {
+        let dir = node.dir.join("cells").join(&cell_id);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("cell.toml"), &toml).unwrap();
+    }
+    (nodes, cell_id)
+}
+
+/// Adds a member without roles (a client) to the cell on every node.
+pub fn add_client(nodes: &[TestNode], cell_id: &str, name: &str, public_key: &str) {
+    for node in nodes {
+        let path = node.dir.join("cells").join(cell_id).join("cell.toml");
+        let mut toml = fs::read_to_string(&path).unwrap();
+        toml.push_str(&format!(
+            "\n[[nodes]]\nid = \"{public_key}\"\nname = \"{name}\"\n"
+        ));
+        fs::write(&path, toml).unwrap();
+    }
+}
+
+/// A running `exo daemon`, stopped (SIGKILL) when dropped if not stopped before.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon of `dir` and waits until it listens.
+    pub fn start(dir: &Path) -> Daemon {
+        let log = dir.join("daemon.log");
+        let file = fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_exo"))
+            .arg("-d")
+            .arg(dir)
+            .arg("daemon")
+            .env("EXO_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            log,
+        };
+        daemon.wait_log("listening on", Duration::from_secs(10));
+        daemon
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits until the log contains `needle` (panics with the log after `timeout`).
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon log never showed `{needle}`:\n{}", self.log());
+    }
+
+    /// Sends SIGINT and waits; returns whether it exited with status 0, and its log.
+    pub fn stop(mut self) -> (bool, String) {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-INT")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.success(), self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return (false, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
