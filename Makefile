@@ -32,6 +32,9 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The design card: smol, not tokio, anywhere in the dependency tree.
+	@if $(CARGO) tree --workspace --edges normal,build --prefix none | grep -q '^tokio '; then \
+		echo "error: tokio is in the dependency tree (cargo tree -i tokio)"; exit 1; fi
 
 # Release binaries for Raspberry Pi: armv7 (32-bit Pi OS) and aarch64.
 cross:

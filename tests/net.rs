@@ -123,3 +123,47 @@ fn a_busy_port_is_a_clear_error() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("cannot listen on"), "{}", run.stderr);
 }
+
+#[test]
+fn one_daemon_serves_several_cells_with_separate_members() {
+    use exocore_protocol::client::Client;
+    use exocore_protocol::identity::{Keypair, PublicKey};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, home) = cell_of(tmp.path(), 1);
+    let dir = &nodes[0].dir;
+    ok(dir, &["cell", "init", "--name", "work"]);
+    let cells: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["cell", "list", "--json"])).unwrap();
+    let work = cells
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "work")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (home_member, work_member) = (Keypair::generate(), Keypair::generate());
+    support::add_client(&nodes, &home, "phone", &home_member.public().to_string());
+    support::add_client(&nodes, &work, "laptop", &work_member.public().to_string());
+    let daemon = Daemon::start(dir);
+    let node: PublicKey = nodes[0].id.parse().unwrap();
+    let address = nodes[0].address.as_str();
+
+    let ping = |member: &Keypair, cell: &str| {
+        let cell: PublicKey = cell.parse().unwrap();
+        smol::block_on(async {
+            let mut client = Client::connect(address, member, cell, &[node]).await?;
+            client.ping().await
+        })
+    };
+    assert!(ping(&home_member, &home).is_ok());
+    assert!(ping(&work_member, &work).is_ok());
+    // Membership is per cell: a member of one cell is a stranger to the other.
+    assert!(ping(&home_member, &work).is_err());
+    assert!(ping(&work_member, &home).is_err());
+    let (clean, log) = daemon.stop();
+    assert!(clean, "{log}");
+    assert_eq!(log.matches("not a member").count(), 2, "{log}");
+}
