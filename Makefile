@@ -20,6 +20,7 @@ run: build
 
 test: fmt-check lint
 	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
 
 bench: build
 	bash scripts/bench.sh
