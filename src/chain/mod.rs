@@ -35,6 +35,7 @@
 //! Architecture invariant: everything here but [`store`] is pure: no I/O, no clock. Times are
 //! arguments.
 
+pub mod archive;
 pub mod block;
 pub mod crypto;
 mod encoding;

@@ -3,6 +3,7 @@
 use argh::FromArgs;
 
 use super::{table, CliError};
+use crate::chain::{chain_dir, Block, ChainStore};
 use crate::config::{names, Cell, NodeDir, Role};
 
 /// Manage the cells of this node.
@@ -21,6 +22,7 @@ enum CellSub {
     Print(PrintCmd),
     Node(NodeCmd),
     Ping(PingCmd),
+    Chain(super::chain::ChainCmd),
 }
 
 /// Ping the other nodes of a cell: reachability and round-trip time of each.
@@ -109,6 +111,7 @@ impl CellCmd {
             CellSub::Node(NodeCmd {
                 command: NodeSub::List(cmd),
             }) => cmd.run(dir),
+            CellSub::Chain(cmd) => cmd.run(dir),
             CellSub::Ping(cmd) => {
                 let node = dir.load_node()?;
                 let cell = dir.select_cell(cmd.cell.as_deref())?;
@@ -140,7 +143,19 @@ impl InitCmd {
         .filter(|(_, excluded)| !excluded)
         .map(|(role, _)| role)
         .collect();
-        let cell = dir.create_cell(&node, &name, roles.clone())?;
+        let holds_chain = roles.contains(&Role::Chain);
+        let map_size_bytes = node.config.chain.map_size_bytes();
+        // A chain node starts the chain: the genesis block, signed by the cell key.
+        let cell = dir.create_cell(&node, &name, roles.clone(), |folder, keypair| {
+            if !holds_chain {
+                return Ok(());
+            }
+            let store = ChainStore::open(&chain_dir(folder), &keypair.public(), map_size_bytes)
+                .map_err(|e| e.to_string())?;
+            store
+                .append_block(&Block::genesis(keypair, crate::clock::now_us()))
+                .map_err(|e| e.to_string())
+        })?;
         println!("created cell `{}`", cell.config.name);
         println!("  id           {}", cell.config.id);
         println!("  fingerprint  {}", cell.config.id.fingerprint());

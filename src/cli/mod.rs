@@ -4,6 +4,7 @@
 //! does not parse prints usage and exits 2. Nothing here panics on user input.
 
 mod cell;
+mod chain;
 mod config;
 mod daemon;
 mod error;

@@ -101,6 +101,7 @@ impl NodeDir {
             name: name.to_string(),
             listen,
             addresses,
+            chain: Default::default(),
         };
         config.validate().map_err(|message| Error::Invalid {
             path: self.node_toml(),
@@ -265,8 +266,15 @@ impl NodeDir {
     }
 
     /// Creates a new cell with a fresh keypair, listing `node` with `roles`. The cell's folder
-    /// is built under a temporary name and renamed into place, so a crash leaves no half cell.
-    pub fn create_cell(&self, node: &Node, name: &str, roles: Vec<Role>) -> Result<Cell, Error> {
+    /// is built under a temporary name and renamed into place, so a crash leaves no half cell;
+    /// `prepare` adds what other modules keep in it (the chain's genesis) before the rename.
+    pub fn create_cell(
+        &self,
+        node: &Node,
+        name: &str,
+        roles: Vec<Role>,
+        prepare: impl FnOnce(&Path, &Keypair) -> Result<(), String>,
+    ) -> Result<Cell, Error> {
         if self.cells()?.iter().any(|c| c.config.name == name) {
             return Err(Error::CellNameTaken(name.to_string()));
         }
@@ -298,6 +306,13 @@ impl NodeDir {
             PUBLIC_MODE,
         )
         .map_err(Error::io("write", building.join("cell.toml")))?;
+        if let Err(message) = prepare(&building, &keypair) {
+            let _ = fs::remove_dir_all(&building);
+            return Err(Error::Setup {
+                path: final_dir,
+                message,
+            });
+        }
         fs::rename(&building, &final_dir).map_err(Error::io("create folder", &final_dir))?;
         atomic::sync_folder(&cells_dir).map_err(Error::io("sync folder", &cells_dir))?;
         Ok(Cell {

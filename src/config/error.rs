@@ -64,6 +64,13 @@ pub enum Error {
     },
     /// A setting that is derived, not chosen.
     ReadOnly(String),
+    /// A new cell's folder could not be set up (e.g. its chain).
+    Setup {
+        /// The cell's folder.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl Error {
@@ -122,6 +129,7 @@ impl fmt::Display for Error {
                 "this node already has a cell named `{name}`: choose another with --name"
             ),
             Error::Edit { key, error } => write!(f, "cannot change `{key}`: {error}"),
+            Error::Setup { path, message } => write!(f, "cannot set up {}: {message}", path.display()),
             Error::ReadOnly(key) => write!(f, "`{key}` is derived from the node's key and cannot be set"),
         }
     }

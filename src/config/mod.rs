@@ -15,4 +15,4 @@ pub mod toml_file;
 pub use cell::{CellConfig, CellNode, Role};
 pub use dir::{Cell, Node, NodeDir};
 pub use error::Error;
-pub use node::{NodeConfig, DEFAULT_PORT};
+pub use node::{ChainSettings, NodeConfig, DEFAULT_CHAIN_MAP_SIZE_MB, DEFAULT_PORT};

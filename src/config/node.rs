@@ -25,6 +25,45 @@ pub struct NodeConfig {
     /// Addresses at which other nodes reach this one (`host:port`); empty if it only dials.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// Chain storage settings.
+    #[serde(default, skip_serializing_if = "ChainSettings::is_default")]
+    pub chain: ChainSettings,
+}
+
+/// Default initial LMDB map of a cell's chain, in MiB: small enough for a 32-bit board's
+/// address space with several cells; the map grows on demand.
+pub const DEFAULT_CHAIN_MAP_SIZE_MB: u32 = 64;
+
+/// `[chain]` in node.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSettings {
+    /// Initial size of each cell's chain map, in MiB (it grows when full).
+    #[serde(default = "default_map_size_mb")]
+    pub map_size_mb: u32,
+}
+
+fn default_map_size_mb() -> u32 {
+    DEFAULT_CHAIN_MAP_SIZE_MB
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        ChainSettings {
+            map_size_mb: DEFAULT_CHAIN_MAP_SIZE_MB,
+        }
+    }
+}
+
+impl ChainSettings {
+    fn is_default(&self) -> bool {
+        *self == ChainSettings::default()
+    }
+
+    /// The initial map size in bytes.
+    pub fn map_size_bytes(&self) -> usize {
+        (self.map_size_mb as usize).saturating_mul(1 << 20)
+    }
 }
 
 impl NodeConfig {
@@ -46,6 +85,7 @@ impl NodeConfig {
              #   name       a human name for tables and logs\n\
              #   listen     address the daemon listens on, e.g. \"0.0.0.0:{DEFAULT_PORT}\"\n\
              #   addresses  where other nodes reach this one, e.g. [\"192.168.1.20:{DEFAULT_PORT}\"]\n\
+             #   chain.map_size_mb  initial chain map per cell, MiB (default {DEFAULT_CHAIN_MAP_SIZE_MB}; grows on demand)\n\
              {body}"
         )
     }
