@@ -23,6 +23,7 @@ test: fmt-check lint
 	$(CARGO) test --workspace --doc
 
 bench: build
+	$(CARGO) build --release --example transport_bench -p exocore-protocol
 	bash scripts/bench.sh
 
 fmt:

@@ -12,6 +12,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_transport import rows as transport_rows  # noqa: E402
+
 EXO = os.path.abspath("target/release/exo")
 RUNS = 50
 
@@ -79,6 +82,7 @@ def main():
                 f"{p50 / base_p50:.1f}x /bin/true ({base_p50:.2f} ms)",
             ))
         rows.append(("exo daemon: idle resident memory", f"{daemon_rss(node) / 1024:.1f} MiB", "1 cell, 1 s after start", "-"))
+    rows += transport_rows()
     size = os.path.getsize(EXO)
     rows.append(("release binary size", f"{size / 1024 / 1024:.2f} MiB", f"{platform.machine()} target/release/exo", "-"))
 

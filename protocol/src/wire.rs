@@ -10,6 +10,8 @@
 //! must use every byte: trailing bytes are an error.
 
 use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
+use bincode::de::read::Reader;
+use bincode::de::{Decoder, DecoderImpl};
 use bincode::{Decode, Encode};
 
 use crate::error::WireError;
@@ -36,7 +38,10 @@ pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, WireError> {
     Ok(bytes)
 }
 
-/// Decodes a `T` that must use all of `bytes`.
+/// Decodes a `T` that must use all of `bytes` (trailing bytes are refused).
+///
+/// Untrusted input cannot make the decoder allocate from a length field alone: see
+/// [`decode_exact`].
 pub fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, WireError> {
     if bytes.len() > MESSAGE_SIZE_BYTES_MAX {
         return Err(WireError::TooLarge {
@@ -44,13 +49,58 @@ pub fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, WireError> {
             max: MESSAGE_SIZE_BYTES_MAX,
         });
     }
-    let (value, used) = bincode::decode_from_slice(bytes, CONFIG).map_err(WireError::Decode)?;
-    if used != bytes.len() {
-        return Err(WireError::TrailingBytes {
-            count: bytes.len() - used,
-        });
+    decode_exact(bytes, CONFIG, MESSAGE_SIZE_BYTES_MAX)
+}
+
+/// Memory a decode may claim per input byte. bincode charges a container its in-memory
+/// size (24 bytes per `String` in a `Vec`, say), which can exceed its encoded size.
+pub const DECODE_BUDGET_FACTOR: usize = 4;
+/// Memory a decode may claim beyond [`DECODE_BUDGET_FACTOR`] times the input.
+pub const DECODE_BUDGET_SLACK_BYTES: usize = 256;
+
+/// Decodes a `T` from all of `bytes` with `config`, whose byte limit is `limit`.
+///
+/// bincode checks a length field only against the configured limit, then allocates before
+/// reading: a 24-byte message claiming a 16 MiB payload would allocate 16 MiB. So the
+/// decoder's budget is first charged down to [`DECODE_BUDGET_FACTOR`] × `bytes.len()` +
+/// [`DECODE_BUDGET_SLACK_BYTES`]: a length field larger than the input could justify is
+/// refused before anything is allocated. Layouts are unchanged.
+pub fn decode_exact<T: Decode<()>, C: bincode::config::Config>(
+    bytes: &[u8],
+    config: C,
+    limit: usize,
+) -> Result<T, WireError> {
+    let budget = bytes
+        .len()
+        .saturating_mul(DECODE_BUDGET_FACTOR)
+        .saturating_add(DECODE_BUDGET_SLACK_BYTES)
+        .min(limit);
+    let mut decoder = DecoderImpl::new(Remaining(bytes), config, ());
+    decoder
+        .claim_bytes_read(limit - budget)
+        .map_err(WireError::Decode)?;
+    let value = T::decode(&mut decoder).map_err(WireError::Decode)?;
+    match decoder.reader().0.len() {
+        0 => Ok(value),
+        count => Err(WireError::TrailingBytes { count }),
     }
-    Ok(value)
+}
+
+/// A slice reader that keeps what is left, for the trailing-bytes check.
+struct Remaining<'a>(&'a [u8]);
+
+impl Reader for Remaining<'_> {
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        if bytes.len() > self.0.len() {
+            return Err(bincode::error::DecodeError::UnexpectedEnd {
+                additional: bytes.len() - self.0.len(),
+            });
+        }
+        let (head, tail) = self.0.split_at(bytes.len());
+        bytes.copy_from_slice(head);
+        self.0 = tail;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -50,18 +50,17 @@ pub(crate) fn decode<T: Decode<()>>(
             max,
         });
     }
-    let (value, used) =
-        bincode::decode_from_slice(bytes, CONFIG).map_err(|e| DecodeError::Malformed {
+    // Through the protocol's bounded decoder: a length field larger than the input could
+    // justify is refused before anything is allocated.
+    exocore_protocol::wire::decode_exact(bytes, CONFIG, BLOCK_SIZE_BYTES_MAX).map_err(|e| match e {
+        exocore_protocol::error::WireError::TrailingBytes { count } => {
+            DecodeError::TrailingBytes { what, count }
+        }
+        other => DecodeError::Malformed {
             what,
-            reason: e.to_string(),
-        })?;
-    if used != bytes.len() {
-        return Err(DecodeError::TrailingBytes {
-            what,
-            count: bytes.len() - used,
-        });
-    }
-    Ok(value)
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// Decodes a 32-byte public key; a value that is not a curve point is a decoding error.

@@ -1,0 +1,3 @@
+#![no_main]
+// See exocore_protocol_fuzz::frame for what is checked.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| exocore_protocol_fuzz::frame(data));
