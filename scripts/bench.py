@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_transport import rows as transport_rows  # noqa: E402
 
-EXO = os.path.abspath("target/release/exo")
+EXO = os.path.abspath(os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "exo"))
 RUNS = 50
 
 
