@@ -336,6 +336,8 @@ pub struct Sealer {
     sent: u64,
     rekey_interval: u64,
     plaintext: Vec<u8>,
+    /// The frame being written, kept between messages to save an allocation per send.
+    out: Vec<u8>,
 }
 
 impl Sealer {
@@ -417,6 +419,8 @@ pub struct Opener {
     rekey_interval: u64,
     plaintext: Vec<u8>,
     partial: Vec<u8>,
+    /// The frame being read, kept between messages to save an allocation per receive.
+    frame: Vec<u8>,
 }
 
 impl Opener {
@@ -486,6 +490,7 @@ fn halves(transport: TransportState, rekey_interval: u64) -> (Sealer, Opener) {
             sent: 0,
             rekey_interval,
             plaintext: Vec::new(),
+            out: Vec::new(),
         },
         Opener {
             ciphers,
@@ -493,6 +498,7 @@ fn halves(transport: TransportState, rekey_interval: u64) -> (Sealer, Opener) {
             rekey_interval,
             plaintext: Vec::new(),
             partial: Vec::new(),
+            frame: Vec::new(),
         },
     )
 }
@@ -565,28 +571,37 @@ async fn send<W: AsyncWrite + Unpin>(
     message: &[u8],
 ) -> Result<(), SessionError> {
     check_message_size(message)?;
-    // Seal and write chunk by chunk: a 16 MiB message needs one chunk of buffer, not a copy.
-    let mut out = Vec::with_capacity(frame::LEN_PREFIX_BYTES + FRAME_LEN_MAX);
-    let io = |e| SessionError::Frame(FrameError::Io(e));
-    for (chunk, last) in chunks(message) {
-        out.clear();
-        sealer.seal_chunk(chunk, last, &mut out)?;
-        writer.write_all(&out).await.map_err(io)?;
+    let mut out = std::mem::take(&mut sealer.out);
+    let result = async {
+        let io = |e| SessionError::Frame(FrameError::Io(e));
+        for (chunk, last) in chunks(message) {
+            out.clear();
+            sealer.seal_chunk(chunk, last, &mut out)?;
+            writer.write_all(&out).await.map_err(io)?;
+        }
+        writer.flush().await.map_err(io)
     }
-    writer.flush().await.map_err(io)
+    .await;
+    sealer.out = out;
+    result
 }
 
 async fn receive<R: AsyncRead + Unpin>(
     reader: &mut R,
     opener: &mut Opener,
 ) -> Result<Vec<u8>, SessionError> {
-    let mut body = Vec::with_capacity(FRAME_LEN_MAX);
-    loop {
-        frame::read_frame(reader, TRANSPORT_FRAME_LEN_MIN, FRAME_LEN_MAX, &mut body).await?;
-        if let Some(message) = opener.open(&body)? {
-            return Ok(message);
+    let mut body = std::mem::take(&mut opener.frame);
+    let result = async {
+        loop {
+            frame::read_frame(reader, TRANSPORT_FRAME_LEN_MIN, FRAME_LEN_MAX, &mut body).await?;
+            if let Some(message) = opener.open(&body)? {
+                return Ok(message);
+            }
         }
     }
+    .await;
+    opener.frame = body;
+    result
 }
 
 /// The sending half of a session.
