@@ -4,7 +4,7 @@ EXO_RUN_DIR ?= .exo
 EXO_RUN_LISTEN ?= 127.0.0.1:3330
 EXO := ./target/release/exo -d $(EXO_RUN_DIR)
 
-.PHONY: build run test bench fmt fmt-check lint cross pi-smoke
+.PHONY: build run test bench fmt fmt-check lint cross pi-smoke sim
 
 build:
 	$(CARGO) build --release --bin exo
@@ -25,6 +25,11 @@ test: fmt-check lint
 bench: build
 	$(CARGO) build --release --example transport_bench -p exocore-protocol
 	bash scripts/bench.sh
+
+# More seeds of the replication simulation than `make test` runs: make sim SEEDS=5000
+SEEDS ?= 2000
+sim:
+	SIM_SEEDS=$(SEEDS) $(CARGO) test --release --test simulation -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

@@ -15,4 +15,5 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod net;

@@ -1,0 +1,85 @@
+//! What the engine reads of committed state: [`ChainView`], implemented by
+//! [`ChainStore`](crate::chain::ChainStore).
+//!
+//! Reads keep the engine deterministic: the stored chain changes only through writes the
+//! engine itself emitted, which the glue applies before the next step. Within one step the
+//! engine never reads back what that step wrote (it tracks its own tip and pending set in
+//! memory).
+
+use crate::chain::{Block, BlockHeader, ChainStore, Location, Operation, OperationId, StoreError};
+
+/// Read access to the committed chain and the pending store.
+pub trait ChainView {
+    /// The header at `height`.
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError>;
+    /// The last block's header.
+    fn last_header(&self) -> Result<Option<BlockHeader>, StoreError>;
+    /// The block at `height`.
+    fn block(&self, height: u64) -> Result<Option<Block>, StoreError>;
+    /// Up to `limit` consecutive blocks from `from_height`, within `size_bytes_max` (at least
+    /// one if any).
+    fn blocks(
+        &self,
+        from_height: u64,
+        limit: usize,
+        size_bytes_max: usize,
+    ) -> Result<Vec<Block>, StoreError>;
+    /// Whether operation `id` is in a committed block.
+    fn is_committed(&self, id: &OperationId) -> Result<bool, StoreError>;
+    /// Up to `limit` pending operations with ids after `after` (all if `None`), in id order.
+    fn pending_after(
+        &self,
+        after: Option<OperationId>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError>;
+    /// The last block this node signed.
+    fn last_signed(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+}
+
+impl ChainView for ChainStore {
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        self.get_header(height)
+    }
+
+    fn last_header(&self) -> Result<Option<BlockHeader>, StoreError> {
+        ChainStore::last_header(self)
+    }
+
+    fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        self.get_block(height)
+    }
+
+    fn blocks(
+        &self,
+        from_height: u64,
+        limit: usize,
+        size_bytes_max: usize,
+    ) -> Result<Vec<Block>, StoreError> {
+        ChainStore::blocks(self, from_height, limit, size_bytes_max)
+    }
+
+    fn is_committed(&self, id: &OperationId) -> Result<bool, StoreError> {
+        Ok(matches!(
+            self.operation(id)?,
+            Some((_, Location::Committed { .. }))
+        ))
+    }
+
+    fn pending_after(
+        &self,
+        after: Option<OperationId>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError> {
+        match after {
+            None => self.pending_range(.., limit),
+            Some(id) => self.pending_range(
+                (std::ops::Bound::Excluded(id), std::ops::Bound::Unbounded),
+                limit,
+            ),
+        }
+    }
+
+    fn last_signed(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        ChainStore::last_signed(self)
+    }
+}
