@@ -8,6 +8,13 @@ use bincode::{Decode, Encode};
 pub enum AdminRequest {
     /// Ping every other node of the cell over this node's links and report each.
     PingPeers,
+    /// Write `payload` as a new entry of the cell's chain: encrypted with the cell's entry
+    /// key, signed by this node, durable in its pending store, then committed with the other
+    /// chain nodes. A low-level tool until the store's mutations exist.
+    AppendEntry {
+        /// The entry's plaintext.
+        payload: Vec<u8>,
+    },
 }
 
 /// A CellAdmin response, one variant per request.
@@ -17,6 +24,11 @@ pub enum AdminResponse {
     PingPeers {
         /// In the order of the cell's node list.
         peers: Vec<PeerPing>,
+    },
+    /// The answer to [`AdminRequest::AppendEntry`]: the entry is durable on this node.
+    Appended {
+        /// The new operation's id (16 bytes, `spec/chain.md` section 2).
+        operation: [u8; 16],
     },
 }
 
@@ -57,5 +69,15 @@ mod tests {
         expected.extend_from_slice(&[0; 8]);
         assert_eq!(bytes, expected);
         assert_eq!(wire::decode::<AdminResponse>(&bytes).unwrap(), response);
+
+        let append = AdminRequest::AppendEntry { payload: vec![7] };
+        assert_eq!(
+            wire::encode(&append).unwrap(),
+            [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7]
+        );
+        let appended = AdminResponse::Appended { operation: [5; 16] };
+        let mut expected = vec![1, 0, 0, 0];
+        expected.extend_from_slice(&[5; 16]);
+        assert_eq!(wire::encode(&appended).unwrap(), expected);
     }
 }

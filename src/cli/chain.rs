@@ -9,6 +9,8 @@ use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 
 use argh::FromArgs;
+use exocore_protocol::admin::{AdminRequest, AdminResponse};
+use exocore_protocol::error::Error as ProtocolError;
 
 use super::CliError;
 use crate::chain::archive::{self, Record};
@@ -32,6 +34,20 @@ enum ChainSub {
     Check(CheckCmd),
     Export(ExportCmd),
     Import(ImportCmd),
+    Append(AppendCmd),
+}
+
+/// Write TEXT (or stdin with `-`) as a new chain entry through the running daemon; prints the
+/// operation id once it is durable. A low-level tool: the store's mutations build on entries.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "append")]
+struct AppendCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// the entry's text, or `-` to read it from standard input
+    #[argh(positional)]
+    text: String,
 }
 
 /// Height, size, pending operations and last block of the chain.
@@ -90,6 +106,9 @@ impl ChainCmd {
             }
             ChainSub::Import(cmd) => {
                 import(&node, &dir.select_cell(cmd.cell.as_deref())?, cmd.file)
+            }
+            ChainSub::Append(cmd) => {
+                append(&node, &dir.select_cell(cmd.cell.as_deref())?, cmd.text)
             }
         }
     }
@@ -327,4 +346,30 @@ fn import(node: &Node, cell: &Cell, file: PathBuf) -> Result<(), CliError> {
     pending_added += store.put_pending(&batch).map_err(failed)?.added.len() as u64;
     println!("imported {added} block(s) ({known} already here) and {pending_added} new pending operation(s)");
     Ok(())
+}
+
+fn append(node: &Node, cell: &Cell, text: String) -> Result<(), CliError> {
+    let payload = if text == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .map_err(|e| failed(format!("cannot read standard input: {e}")))?;
+        bytes
+    } else {
+        text.into_bytes()
+    };
+    let request = AdminRequest::AppendEntry { payload };
+    let local = super::local::address(node.config.listen);
+    match smol::block_on(super::local::admin(node, cell, &request)) {
+        Ok(AdminResponse::Appended { operation }) => {
+            println!("{}", OperationId::from_bytes(&operation));
+            Ok(())
+        }
+        Ok(other) => Err(failed(format!(
+            "unexpected answer from the daemon: {other:?}"
+        ))),
+        Err(ProtocolError::Connect(err)) => Err(failed(format!(
+            "no daemon answers on {local} ({err}): start it with `exo daemon`"
+        ))),
+        Err(err) => Err(failed(format!("the daemon refused the entry: {err}"))),
+    }
 }

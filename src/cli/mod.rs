@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod error;
 mod keys;
+mod local;
 mod node;
 mod ping;
 mod table;

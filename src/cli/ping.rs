@@ -3,28 +3,15 @@
 //! Asks the local daemon, which pings every peer over its own links (so the answer is what
 //! the daemon really has). Without a running daemon, dials each peer directly instead.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use exocore_protocol::admin::{AdminRequest, AdminResponse, PeerPing};
 use exocore_protocol::client::Client;
-use exocore_protocol::envelope::Service;
 use exocore_protocol::error::Error as ProtocolError;
 use exocore_protocol::identity::PublicKey;
-use exocore_protocol::wire;
 
 use super::{table, CliError};
 use crate::config::{Cell, Node};
-
-/// Where the local daemon answers: its listen address, with a wildcard IP made loopback.
-fn local_address(listen: SocketAddr) -> SocketAddr {
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, listen.port())
-}
 
 /// Pings the other nodes of `cell`; prints a table, fails if any is unreachable.
 pub fn run(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
@@ -39,8 +26,8 @@ pub fn run(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     let results = smol::block_on(async {
-        let local = local_address(node.config.listen);
-        match ask_daemon(node, cell, local).await {
+        let local = super::local::address(node.config.listen);
+        match ask_daemon(node, cell).await {
             Ok(results) => Ok(results),
             Err(ProtocolError::Connect(err)) => {
                 eprintln!(
@@ -108,18 +95,10 @@ pub fn run(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn ask_daemon(
-    node: &Node,
-    cell: &Cell,
-    local: SocketAddr,
-) -> Result<Vec<PeerPing>, ProtocolError> {
-    let mut client =
-        Client::connect(local, &node.keypair, cell.config.id, &[node.config.id]).await?;
-    let payload = wire::encode(&AdminRequest::PingPeers)?;
-    let answer = client.request(Service::CellAdmin, payload).await?;
-    let _ = client.close("done").await;
-    match wire::decode::<AdminResponse>(&answer)? {
+async fn ask_daemon(node: &Node, cell: &Cell) -> Result<Vec<PeerPing>, ProtocolError> {
+    match super::local::admin(node, cell, &AdminRequest::PingPeers).await? {
         AdminResponse::PingPeers { peers } => Ok(peers),
+        other => Err(ProtocolError::UnexpectedMessage(format!("{other:?}"))),
     }
 }
 

@@ -53,6 +53,13 @@ pub type AnswerFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 pub trait Services: Send + Sync + 'static {
     /// Answers one request.
     fn handle(&self, request: Incoming) -> AnswerFuture;
+
+    /// Takes a one-way message (an Event with request id 0, `spec/protocol.md` section 10).
+    /// It must not block: the reader of the connection waits for it. Services that take
+    /// none ignore them.
+    fn notify(&self, message: Incoming) {
+        let _ = message;
+    }
 }
 
 /// A handle on a live connection, cheap to clone.
@@ -126,6 +133,20 @@ impl Connection {
         };
         lock(&self.shared.pending).remove(&id);
         answer?.map_err(NetError::Remote)
+    }
+
+    /// Queues a one-way message (an Event with request id 0) without waiting for anything.
+    pub fn notify(&self, service: Service, payload: Vec<u8>) -> Result<(), NetError> {
+        let envelope = Envelope {
+            service,
+            kind: Kind::Event,
+            request_id: 0,
+            payload,
+        };
+        self.shared.outbox.try_send(envelope).map_err(|e| match e {
+            async_channel::TrySendError::Full(_) => NetError::QueueFull,
+            async_channel::TrySendError::Closed(_) => NetError::Disconnected,
+        })
     }
 
     /// Pings the peer; returns the round trip.
@@ -386,6 +407,12 @@ async fn dispatch(
                 let _ = shared.outbox.send(e).await;
             }
         }
+        Kind::Event if envelope.request_id == 0 => services.notify(Incoming {
+            cell: shared.cell,
+            from: shared.remote,
+            service: envelope.service,
+            payload: envelope.payload,
+        }),
         // No subscription exists yet, so there is nothing to end or to deliver to.
         Kind::Unsubscribe | Kind::Event => {}
     }

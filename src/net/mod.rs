@@ -17,20 +17,3 @@ mod network;
 pub use connection::{Answer, AnswerFuture, Connection, Incoming, Services};
 pub use error::NetError;
 pub use network::{CellNet, Network, PeerNode, CONNECTIONS_MAX, HANDSHAKES_MAX, PING_TIMEOUT};
-
-use exocore_protocol::message::{ErrorBody, ErrorCode};
-
-/// Services of a node that serves none beyond Ping and CellAdmin: every other request is
-/// answered "unknown service".
-pub struct NoServices;
-
-impl Services for NoServices {
-    fn handle(&self, request: Incoming) -> AnswerFuture {
-        Box::pin(async move {
-            Err(ErrorBody {
-                code: ErrorCode::UNKNOWN_SERVICE,
-                message: format!("{:?} is not served by this node", request.service),
-            })
-        })
-    }
-}

@@ -357,19 +357,32 @@ impl Network {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, NetError> {
-        let connection = {
-            let links = lock(&self.inner.links);
-            let link = links.get(&(*cell, *node));
-            match link.and_then(|l| l.connection.clone()) {
-                Some(connection) => connection,
-                None => {
-                    return Err(NetError::NotConnected(
-                        link.and_then(|l| l.last_error.clone()),
-                    ))
-                }
-            }
-        };
+        let connection = self.connection_to(cell, node)?;
         connection.request(service, payload, timeout).await
+    }
+
+    /// The live connection to `node` of `cell`, or why there is none.
+    fn connection_to(&self, cell: &PublicKey, node: &PublicKey) -> Result<Connection, NetError> {
+        let links = lock(&self.inner.links);
+        let link = links.get(&(*cell, *node));
+        match link.and_then(|l| l.connection.clone()) {
+            Some(connection) => Ok(connection),
+            None => Err(NetError::NotConnected(
+                link.and_then(|l| l.last_error.clone()),
+            )),
+        }
+    }
+
+    /// Sends a one-way message to `node` of `cell` over its link.
+    pub fn notify(
+        &self,
+        cell: &PublicKey,
+        node: &PublicKey,
+        service: Service,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        let connection = self.connection_to(cell, node)?;
+        connection.notify(service, payload)
     }
 
     /// Pings every peer of `cell` over its link, in the cell's order.
@@ -442,6 +455,8 @@ impl Network {
                     let peers = network.ping_peers(&request.cell).await;
                     encode(&AdminResponse::PingPeers { peers })
                 }
+                // The rest is about the node's services, not its links.
+                Ok(_) => network.inner.services.handle(request).await,
                 Err(err) => Err(ErrorBody {
                     code: ErrorCode::BAD_MESSAGE,
                     message: err.to_string(),
@@ -462,6 +477,10 @@ impl Services for Routes {
             Service::CellAdmin => self.network.admin(request),
             _ => self.network.inner.services.handle(request),
         }
+    }
+
+    fn notify(&self, message: Incoming) {
+        self.network.inner.services.notify(message)
     }
 }
 

@@ -80,7 +80,8 @@ pub struct TestNode {
 }
 
 /// Creates `count` nodes under `root` (all roles) in one cell, as `exo cell init` on the
-/// first node plus the others written into its cell.toml, which every node gets a copy of.
+/// first node plus the others written into its cell.toml, which every node gets a copy of,
+/// with the cell's key and the chain's genesis.
 /// Returns the nodes and the cell id.
 pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
     let mut nodes = Vec::new();
@@ -123,8 +124,30 @@ pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
         let dir = node.dir.join("cells").join(&cell_id);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("cell.toml"), &toml).unwrap();
+        // Every node holds the cell's secret, as a full member would (a test that wants a
+        // chain-only node removes it).
+        fs::copy(cell_dir.join("cell.key"), dir.join("cell.key")).unwrap();
+    }
+    if count > 1 {
+        share_chain(&nodes);
     }
     (nodes, cell_id)
+}
+
+/// Copies the chain (its genesis) of the first node to the others, as a user would with
+/// `exo cell chain export` and `import`, so every chain node can start its engine.
+pub fn share_chain(nodes: &[TestNode]) {
+    let file = nodes[0].dir.join("genesis.exochain");
+    ok(
+        &nodes[0].dir,
+        &["cell", "chain", "export", file.to_str().unwrap()],
+    );
+    for node in nodes.iter().skip(1) {
+        ok(
+            &node.dir,
+            &["cell", "chain", "import", file.to_str().unwrap()],
+        );
+    }
 }
 
 /// Adds a member without roles (a client) to the cell on every node.
@@ -166,6 +189,11 @@ impl Daemon {
         };
         daemon.wait_log("listening on", Duration::from_secs(10));
         daemon
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// The daemon's log so far.

@@ -1,14 +1,21 @@
-//! The daemon: loads the node and its cells, serves them on the network, and stops cleanly on
-//! SIGINT or SIGTERM.
+//! The daemon: loads the node and its cells, serves them on the network, runs the chain of
+//! every cell where the node has the chain role, and stops cleanly on SIGINT or SIGTERM.
+
+mod chain;
+mod services;
 
 use std::fmt;
 use std::sync::Arc;
 
 use futures_lite::StreamExt;
-use tracing::info;
+use tracing::{error, info};
 
+use crate::config::Role;
 use crate::config::{self, Cell, Node, NodeDir};
-use crate::net::{CellNet, Network, NoServices, PeerNode};
+use crate::net::{CellNet, Network, PeerNode};
+
+use chain::ChainService;
+use services::NodeServices;
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -85,7 +92,8 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         info!("cell `{}`: roles {}", cell.config.name, roles.join(", "));
     }
     let cell_nets = cells.iter().map(|cell| cell_net(&node, cell)).collect();
-    let network = Network::new(node.keypair.clone(), cell_nets, Arc::new(NoServices));
+    let services = Arc::new(NodeServices::default());
+    let network = Network::new(node.keypair.clone(), cell_nets, services.clone());
     let listen = node.config.listen;
     smol::block_on(async {
         use async_signal::{Signal, Signals};
@@ -99,6 +107,22 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
                 .local_addr()
                 .map_err(|e| Error::Listen(listen, e))?
         );
+        // The chains start once the port is ours: a second daemon on the same node fails
+        // above, before touching them.
+        let mut chains = std::collections::HashMap::new();
+        for cell in &cells {
+            if cell.roles_of(&node.config.id).contains(&Role::Chain) {
+                // One cell's broken or missing chain must not take the others down.
+                match ChainService::start(&node, cell, network.clone()) {
+                    Ok(service) => {
+                        chains.insert(cell.config.id, Arc::new(service));
+                    }
+                    Err(message) => error!("{message}"),
+                }
+            }
+        }
+        let chain_services: Vec<Arc<ChainService>> = chains.values().cloned().collect();
+        services.set_chains(chains);
         let serving = smol::spawn({
             let network = network.clone();
             async move { network.serve(listener).await }
@@ -112,6 +136,9 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         }
         network.shutdown("shutting down").await;
         serving.await;
+        for chain in &chain_services {
+            chain.stop();
+        }
         info!("stopped");
         Ok(())
     })

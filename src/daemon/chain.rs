@@ -1,0 +1,296 @@
+//! The chain service of one cell: the replication engine (`crate::engine`) driven by the
+//! network and a timer, on a thread of its own because every LMDB call blocks.
+//!
+//! Per step, in this order (`spec/replication.md`): the engine decides, `engine::apply` makes
+//! its writes durable, and only then are its messages sent and a local write acknowledged.
+//!
+//! Architecture invariant: this is glue. It holds no replication logic; it moves inputs into
+//! the engine and outputs to the store, the network and the log.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_io::Timer;
+use exocore_protocol::envelope::Service;
+use exocore_protocol::identity::{Keypair, PublicKey};
+use futures_lite::future;
+use tracing::{debug, error, info, warn};
+
+use crate::chain::{chain_dir, ChainStore, EntryKey, Membership, Operation, OperationId};
+use crate::clock::now_us;
+use crate::config::{Cell, Node};
+use crate::engine::{self, ChainMessage, Engine, Event, Input, Output};
+use crate::net::Network;
+
+/// How often the engine gets a tick: its timers (proposals, resends, rounds) are multiples.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Inputs waiting for the engine; beyond it, messages from peers are dropped (the engine's
+/// protocol resends) and local writes wait.
+pub const INBOX_LEN: usize = 1024;
+
+/// What the chain service is asked to do.
+pub enum ChainInput {
+    /// A message from another chain node.
+    Message {
+        /// The authenticated sender.
+        from: PublicKey,
+        /// The message (boxed: it is much larger than the other variant).
+        message: Box<ChainMessage>,
+    },
+    /// A new entry to write; answered once it is durable in the pending store.
+    Append {
+        /// The entry's plaintext.
+        payload: Vec<u8>,
+        /// Where the operation id, or why not, goes.
+        reply: async_channel::Sender<Result<OperationId, String>>,
+    },
+}
+
+/// The running chain service of a cell.
+pub struct ChainService {
+    inbox: async_channel::Sender<ChainInput>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ChainService {
+    /// Opens the cell's chain and starts its engine.
+    pub fn start(node: &Node, cell: &Cell, network: Network) -> Result<ChainService, String> {
+        let dir = chain_dir(&cell.dir);
+        let store = ChainStore::open(&dir, &cell.config.id, node.config.chain.map_size_bytes())
+            .map_err(|e| format!("cannot open the chain of cell `{}`: {e}", cell.config.name))?;
+        let context = Context {
+            cell: cell.config.id,
+            cell_name: cell.config.name.clone(),
+            me: node.keypair.clone(),
+            membership: Membership::from_config(&cell.config),
+            entry_key: cell.keypair.as_ref().map(EntryKey::from_cell_keypair),
+            vote_path: dir.join("vote"),
+            store,
+            network,
+        };
+        let engine = context.open_engine()?;
+        info!(
+            "cell `{}`: chain at height {}, {} pending",
+            context.cell_name,
+            engine.tip().height,
+            engine.pending_count()
+        );
+        let (inbox, receiver) = async_channel::bounded(INBOX_LEN);
+        let thread = std::thread::Builder::new()
+            .name(format!("chain-{}", cell.config.name))
+            .spawn(move || context.run(engine, receiver))
+            .map_err(|e| format!("cannot start the chain thread: {e}"))?;
+        Ok(ChainService {
+            inbox,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Hands a message from a peer to the engine; dropped if the engine is behind (the
+    /// replication protocol resends what matters).
+    pub fn deliver(&self, from: PublicKey, message: ChainMessage) {
+        if self
+            .inbox
+            .try_send(ChainInput::Message {
+                from,
+                message: Box::new(message),
+            })
+            .is_err()
+        {
+            debug!(
+                "chain inbox full: a message from {} dropped",
+                from.fingerprint()
+            );
+        }
+    }
+
+    /// Writes a new entry; returns its operation id once durable.
+    pub async fn append(&self, payload: Vec<u8>) -> Result<OperationId, String> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox
+            .send(ChainInput::Append { payload, reply })
+            .await
+            .map_err(|_| "the chain service is stopping".to_string())?;
+        answer
+            .recv()
+            .await
+            .map_err(|_| "the chain service stopped".to_string())?
+    }
+
+    /// Stops the engine after its current step and waits for it: the store is closed after.
+    pub fn stop(&self) {
+        self.inbox.close();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Context {
+    cell: PublicKey,
+    cell_name: String,
+    me: Keypair,
+    membership: Membership,
+    entry_key: Option<EntryKey>,
+    vote_path: PathBuf,
+    store: ChainStore,
+    network: Network,
+}
+
+fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+impl Context {
+    fn open_engine(&self) -> Result<Engine, String> {
+        let vote = engine::vote::load(&self.vote_path)
+            .map_err(|e| format!("cannot read {}: {e}", self.vote_path.display()))?;
+        Engine::open(
+            engine::Config::default(),
+            self.me.clone(),
+            self.membership.clone(),
+            &self.store,
+            vote,
+            now_ms(),
+        )
+        .map_err(|e| match e {
+            engine::OpenError::NoGenesis => format!(
+                "cell `{}` has no chain yet on this node: copy it from a chain node \
+                 (`exo cell chain export FILE` there, `exo cell chain import FILE` here)",
+                self.cell_name
+            ),
+            e => format!(
+                "cannot start the chain engine of cell `{}`: {e}",
+                self.cell_name
+            ),
+        })
+    }
+
+    fn run(mut self, mut engine: Engine, inbox: async_channel::Receiver<ChainInput>) {
+        loop {
+            let next =
+                async_io::block_on(future::or(async { Some(inbox.recv().await.ok()) }, async {
+                    Timer::after(TICK).await;
+                    None
+                }));
+            match next {
+                None => {
+                    self.step(&mut engine, Input::Tick);
+                }
+                Some(None) => break,
+                Some(Some(ChainInput::Message { from, message })) => {
+                    let message = *message;
+                    self.step(&mut engine, Input::Message { from, message });
+                }
+                Some(Some(ChainInput::Append { payload, reply })) => {
+                    let result = self.append(&mut engine, payload);
+                    let _ = reply.try_send(result);
+                }
+            }
+        }
+        info!(
+            "cell `{}`: chain stopped at height {}",
+            self.cell_name,
+            engine.tip().height
+        );
+    }
+
+    fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {
+        let key = self
+            .entry_key
+            .as_ref()
+            .ok_or("this node does not hold the cell's secret: it cannot write entries")?;
+        let ids = self
+            .store
+            .next_operation_ids(&self.me.public(), now_us(), 1)
+            .map_err(|e| e.to_string())?;
+        let id = *ids.first().ok_or("no operation id issued")?;
+        let operation = Operation::new_entry(&self.cell, key, id, &self.me, &payload)
+            .map_err(|e| e.to_string())?;
+        let output = self
+            .step(
+                engine,
+                Input::Write {
+                    operations: vec![operation],
+                },
+            )
+            .ok_or("the write could not be made durable")?;
+        let added = output
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::OperationsAdded { ids, local: true } if ids.contains(&id)));
+        if added {
+            return Ok(id);
+        }
+        let reason = output.events.iter().find_map(|e| match e {
+            Event::Rejected { peer: None, reason } => Some(reason.clone()),
+            _ => None,
+        });
+        Err(reason.unwrap_or_else(|| "the engine did not take the write".into()))
+    }
+
+    /// One engine step: decide, make durable, then send and log. `None` if the writes could
+    /// not be applied (the engine is then rebuilt from what is durable).
+    fn step(&mut self, engine: &mut Engine, input: Input) -> Option<Output> {
+        let output = engine.step(&self.store, now_ms(), input);
+        if let Err(err) = engine::apply(&self.store, &self.vote_path, &output) {
+            error!(
+                "cell `{}`: cannot store the chain's progress: {err}; restarting the engine",
+                self.cell_name
+            );
+            match self.open_engine() {
+                Ok(fresh) => *engine = fresh,
+                Err(e) => error!("{e}"),
+            }
+            return None;
+        }
+        for outgoing in &output.messages {
+            match outgoing.message.to_bytes() {
+                Ok(bytes) => {
+                    if let Err(err) =
+                        self.network
+                            .notify(&self.cell, &outgoing.to, Service::Chain, bytes)
+                    {
+                        debug!(
+                            "chain message to {} not sent: {err}",
+                            outgoing.to.fingerprint()
+                        );
+                    }
+                }
+                Err(err) => warn!(
+                    "cell `{}`: a chain message does not encode: {err}",
+                    self.cell_name
+                ),
+            }
+        }
+        for event in &output.events {
+            self.log(event);
+        }
+        Some(output)
+    }
+
+    fn log(&self, event: &Event) {
+        let cell = &self.cell_name;
+        match event {
+            Event::BlockCommitted { height, operations, .. } => {
+                info!("cell `{cell}`: block {height} committed ({} operation(s))", operations.len())
+            }
+            Event::ChainTruncated { from_height, returned } => warn!(
+                "cell `{cell}`: chain truncated from height {from_height} for another branch; {} operation(s) back to pending",
+                returned.len()
+            ),
+            Event::PeerAhead { peer, height } => {
+                info!("cell `{cell}`: catching up with {} at height {height}", peer.fingerprint())
+            }
+            Event::Rejected { peer: Some(peer), reason } => {
+                warn!("cell `{cell}`: refused input from {}: {reason}", peer.fingerprint())
+            }
+            Event::Rejected { peer: None, reason } => warn!("cell `{cell}`: refused a local write: {reason}"),
+            Event::StorageError { reason } => error!("cell `{cell}`: chain storage: {reason}"),
+            Event::RoundChanged { height, round } => debug!("cell `{cell}`: height {height} round {round}"),
+            Event::OperationsAdded { ids, local } => debug!("cell `{cell}`: {} operation(s) pending (local: {local})", ids.len()),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The node's services as the network sees them: requests and one-way messages routed by
+//! (cell, service) to the chain services of the node's cells.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use exocore_protocol::admin::{AdminRequest, AdminResponse};
+use exocore_protocol::envelope::Service;
+use exocore_protocol::identity::PublicKey;
+use exocore_protocol::message::{ErrorBody, ErrorCode};
+use exocore_protocol::wire;
+use tracing::warn;
+
+use super::chain::ChainService;
+use crate::engine::ChainMessage;
+use crate::net::{AnswerFuture, Incoming, Services};
+
+/// Routes to the services of every cell; filled once they started (the network must exist
+/// before them, since they send through it).
+#[derive(Default)]
+pub struct NodeServices {
+    chains: OnceLock<HashMap<PublicKey, Arc<ChainService>>>,
+}
+
+impl NodeServices {
+    /// Installs the chain services, by cell.
+    pub fn set_chains(&self, chains: HashMap<PublicKey, Arc<ChainService>>) {
+        let _ = self.chains.set(chains);
+    }
+
+    fn chain(&self, cell: &PublicKey) -> Option<Arc<ChainService>> {
+        self.chains.get()?.get(cell).cloned()
+    }
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Result<Vec<u8>, ErrorBody> {
+    Err(ErrorBody {
+        code,
+        message: message.into(),
+    })
+}
+
+impl Services for NodeServices {
+    fn handle(&self, request: Incoming) -> AnswerFuture {
+        let chain = self.chain(&request.cell);
+        Box::pin(async move {
+            match (
+                request.service,
+                wire::decode::<AdminRequest>(&request.payload),
+            ) {
+                (Service::CellAdmin, Ok(AdminRequest::AppendEntry { payload })) => {
+                    let Some(chain) = chain else {
+                        return refuse(
+                            ErrorCode::UNKNOWN_SERVICE,
+                            "this node has no chain role in this cell",
+                        );
+                    };
+                    match chain.append(payload).await {
+                        Ok(id) => wire::encode(&AdminResponse::Appended {
+                            operation: id.to_bytes(),
+                        })
+                        .map_err(|e| ErrorBody {
+                            code: ErrorCode::INTERNAL,
+                            message: e.to_string(),
+                        }),
+                        Err(reason) if reason.contains("secret") => {
+                            refuse(ErrorCode::NOT_AUTHORIZED, reason)
+                        }
+                        Err(reason) => refuse(ErrorCode::INTERNAL, reason),
+                    }
+                }
+                (Service::CellAdmin, _) => refuse(
+                    ErrorCode::BAD_MESSAGE,
+                    "not a CellAdmin request this node knows",
+                ),
+                (service, _) => refuse(
+                    ErrorCode::UNKNOWN_SERVICE,
+                    format!("{service:?} is not served by this node"),
+                ),
+            }
+        })
+    }
+
+    fn notify(&self, message: Incoming) {
+        if message.service != Service::Chain {
+            return;
+        }
+        let Some(chain) = self.chain(&message.cell) else {
+            return;
+        };
+        match ChainMessage::from_bytes(&message.payload) {
+            Ok(decoded) => chain.deliver(message.from, decoded),
+            Err(err) => warn!(
+                "undecodable chain message from {}: {err}",
+                message.from.fingerprint()
+            ),
+        }
+    }
+}
