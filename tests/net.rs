@@ -167,3 +167,44 @@ fn one_daemon_serves_several_cells_with_separate_members() {
     assert!(clean, "{log}");
     assert_eq!(log.matches("not a member").count(), 2, "{log}");
 }
+
+#[test]
+fn the_other_side_dials_when_the_preferred_side_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, cell_id) = cell_of(tmp.path(), 2);
+    // The lower key dials by default; give it a wrong address for the other node, so only
+    // the higher key's fallback dial (after its grace period) can form the link.
+    let (low, high) = if nodes[0]
+        .id
+        .parse::<exocore_protocol::identity::PublicKey>()
+        .unwrap()
+        .to_bytes()
+        < nodes[1]
+            .id
+            .parse::<exocore_protocol::identity::PublicKey>()
+            .unwrap()
+            .to_bytes()
+    {
+        (&nodes[0], &nodes[1])
+    } else {
+        (&nodes[1], &nodes[0])
+    };
+    let path = low.dir.join("cells").join(&cell_id).join("cell.toml");
+    let wrong = format!("127.0.0.1:{}", support::free_port());
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&high.address, &wrong);
+    std::fs::write(&path, toml).unwrap();
+
+    let low_daemon = Daemon::start(&low.dir);
+    let high_daemon = Daemon::start(&high.dir);
+    low_daemon.wait_log("cannot reach", Duration::from_secs(10));
+    high_daemon.wait_log("peer up:", Duration::from_secs(30));
+    assert!(
+        high_daemon.log().contains("outbound"),
+        "{}",
+        high_daemon.log()
+    );
+    let (code, peers) = ping_json(&low.dir);
+    assert_eq!(code, 0, "{peers}");
+}

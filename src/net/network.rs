@@ -34,6 +34,9 @@ pub const CONNECTIONS_MAX: usize = 512;
 /// Handshakes in progress at once; a slow or silent client holds one for at most the
 /// handshake timeout.
 pub const HANDSHAKES_MAX: usize = 128;
+/// How long the side that does not normally dial a peer waits, with the link down, before
+/// it dials anyway.
+pub const FALLBACK_DIAL_GRACE: Duration = Duration::from_secs(10);
 /// How long a ping between nodes may take before the peer counts as unreachable.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,7 +69,17 @@ pub struct CellNet {
 #[derive(Default)]
 struct Link {
     connection: Option<Connection>,
+    /// Who opened `connection`: of two live connections, the one opened by the lower key
+    /// stays (both ends apply the same rule, so they agree).
+    initiator: Option<PublicKey>,
     last_error: Option<String>,
+}
+
+/// Which side opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Inbound,
+    Outbound,
 }
 
 struct Inner {
@@ -155,7 +168,7 @@ impl Network {
                             peer.cell,
                             peer.remote,
                             address.to_string(),
-                            "inbound",
+                            Direction::Inbound,
                         )
                         .await;
                 }
@@ -172,33 +185,56 @@ impl Network {
         cell: PublicKey,
         remote: PublicKey,
         address: String,
-        direction: &str,
+        direction: Direction,
     ) {
         let inner = &self.inner;
+        let initiator = match direction {
+            Direction::Outbound => inner.keypair.public(),
+            Direction::Inbound => remote,
+        };
         let id = inner.next_connection_id.fetch_add(1, Ordering::Relaxed);
         let pending = Pending::new(id, cell, remote, address.clone());
         let connection = pending.connection().clone();
         lock(&inner.connections).insert(id, connection.clone());
-        let peer_name = self.peer_name(&cell, &remote);
+        let mut peer_name = self.peer_name(&cell, &remote);
         let cell_name = inner
             .cells
             .get(&cell)
             .map(|c| c.name.clone())
             .unwrap_or_default();
-        if let Some(name) = &peer_name {
-            let replaced = {
+        if let Some(name) = peer_name.clone() {
+            let admitted = {
                 let mut links = lock(&inner.links);
                 let link = links.entry((cell, remote)).or_default();
-                link.last_error = None;
-                link.connection.replace(connection.clone())
+                match (&link.connection, link.initiator) {
+                    (Some(_), Some(existing)) if initiator.to_bytes() > existing.to_bytes() => None,
+                    _ => {
+                        link.last_error = None;
+                        link.initiator = Some(initiator);
+                        Some(link.connection.replace(connection.clone()))
+                    }
+                }
             };
-            if let Some(old) = replaced {
-                old.close("replaced by a newer connection");
+            match admitted {
+                None => {
+                    // Both ends dialed: keep the connection opened by the lower key.
+                    connection.close("duplicate link: the one dialed by the lower key stays");
+                    peer_name = None;
+                }
+                Some(replaced) => {
+                    if let Some(old) = replaced {
+                        old.close("replaced by a newer connection");
+                    }
+                    let direction = match direction {
+                        Direction::Inbound => "inbound",
+                        Direction::Outbound => "outbound",
+                    };
+                    info!(
+                        "peer up: `{name}` ({}) in cell `{cell_name}`, {direction} {address}",
+                        remote.fingerprint()
+                    );
+                }
             }
-            info!(
-                "peer up: `{name}` ({}) in cell `{cell_name}`, {direction} {address}",
-                remote.fingerprint()
-            );
         } else {
             debug!(
                 "client {} connected to cell `{cell_name}` from {address}",
@@ -221,6 +257,7 @@ impl Network {
             if let Some(link) = links.get_mut(&(cell, remote)) {
                 if link.connection.as_ref().map(Connection::id) == Some(id) {
                     link.connection = None;
+                    link.initiator = None;
                     link.last_error = Some(reason.clone());
                 }
             }
@@ -246,25 +283,41 @@ impl Network {
     }
 
     /// Starts one dialer per peer this node should dial (see the module doc).
+    ///
+    /// The other side of a pair dials too, but only after the link has been down for
+    /// [`FALLBACK_DIAL_GRACE`]: if the preferred side cannot reach this node's address (a
+    /// NAT, a wrong address), the link still forms the other way.
     pub fn start_dialers(&self) {
         let me = self.inner.keypair.public();
         for cell in self.inner.cells.values() {
             for peer in &cell.peers {
-                let should_dial = !peer.addresses.is_empty()
-                    && (!cell.dialable || me.to_bytes() < peer.id.to_bytes());
-                if should_dial {
-                    let network = self.clone();
-                    let (cell, peer) = (cell.id, peer.clone());
-                    smol::spawn(async move { network.dial_loop(cell, peer).await }).detach();
+                if peer.addresses.is_empty() {
+                    continue;
                 }
+                let preferred = !cell.dialable || me.to_bytes() < peer.id.to_bytes();
+                let grace = if preferred {
+                    Duration::ZERO
+                } else {
+                    FALLBACK_DIAL_GRACE
+                };
+                let network = self.clone();
+                let (cell, peer) = (cell.id, peer.clone());
+                smol::spawn(async move { network.dial_loop(cell, peer, grace).await }).detach();
             }
         }
     }
 
-    async fn dial_loop(&self, cell: PublicKey, peer: PeerNode) {
+    async fn dial_loop(&self, cell: PublicKey, peer: PeerNode, grace: Duration) {
         let mut backoff = Backoff::new();
+        let mut down_since = Instant::now();
         loop {
-            if self.link(&cell, &peer.id).is_some() {
+            let linked = self.link(&cell, &peer.id).is_some();
+            if linked {
+                down_since = Instant::now();
+            }
+            if linked || down_since.elapsed() < grace {
+                // Linked (maybe through an inbound connection), or giving the preferred side
+                // its chance to dial: check again later.
                 // Linked through an inbound connection: check again later.
                 if self
                     .unless_stopped(Timer::after(Duration::from_secs(1)))
@@ -281,7 +334,9 @@ impl Network {
                     backoff.reset();
                     // Not raced with the shutdown: shutdown closes the connection, and `run`
                     // must finish to unregister it.
-                    self.run(session, cell, peer.id, address, "outbound").await;
+                    self.run(session, cell, peer.id, address, Direction::Outbound)
+                        .await;
+                    down_since = Instant::now();
                 }
                 Some(Err(err)) => {
                     let mut links = lock(&self.inner.links);
