@@ -351,6 +351,7 @@ fn a_batch_is_all_or_nothing() {
         batch.put_pending(&ops)?;
         batch.record_signed(1, &[1; 32])?;
         batch.next_operation_times(99, 1)?;
+        batch.put_vote(b"a vote")?;
         // Then a write that fails: the whole batch is discarded.
         batch.append_block(&Block::genesis(&cell.cell, 2))
     });
@@ -358,6 +359,7 @@ fn a_batch_is_all_or_nothing() {
     assert_eq!(store.pending_count().unwrap(), 0);
     assert_eq!(store.last_signed().unwrap(), None);
     assert_eq!(store.last_operation_time().unwrap(), 0);
+    assert_eq!(store.vote().unwrap(), None);
     // A successful batch: operations, a block committing some, and the signature record.
     store
         .batch(|batch| {
@@ -372,6 +374,35 @@ fn a_batch_is_all_or_nothing() {
         .unwrap();
     assert_eq!(store.pending_count().unwrap(), 2);
     assert_eq!(store.height().unwrap(), Some(1));
+}
+
+#[test]
+fn the_consensus_vote_is_durable_atomic_and_kept_by_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cell = Cell::new();
+    let ops = cell.entries(1..4);
+    {
+        let store = cell.with_genesis(dir.path());
+        assert_eq!(store.vote().unwrap(), None);
+        store
+            .batch(|batch| {
+                batch.put_pending(&ops)?;
+                batch.put_vote(b"first")?;
+                assert_eq!(batch.vote()?.as_deref(), Some(&b"first"[..]));
+                batch.put_vote(b"second")
+            })
+            .unwrap();
+        let block = cell.next_block(&store, ops.clone());
+        store.append_block(&block).unwrap();
+        store.truncate_from(1).unwrap();
+        assert_eq!(store.vote().unwrap().as_deref(), Some(&b"second"[..]));
+        let too_large = vec![0u8; exo::chain::store::VOTE_SIZE_BYTES_MAX + 1];
+        let err = store.batch(|batch| batch.put_vote(&too_large)).unwrap_err();
+        assert!(matches!(err, StoreError::VoteTooLarge { .. }), "{err}");
+    }
+    let store = cell.open(dir.path());
+    assert_eq!(store.vote().unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(store.pending_count().unwrap(), 3);
 }
 
 #[test]

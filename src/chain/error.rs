@@ -422,6 +422,11 @@ pub enum StoreError {
         /// Its encoded size.
         size_bytes: usize,
     },
+    /// A consensus vote is over [`VOTE_SIZE_BYTES_MAX`](super::store::VOTE_SIZE_BYTES_MAX).
+    VoteTooLarge {
+        /// Its encoded size.
+        size_bytes: usize,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -459,6 +464,11 @@ impl fmt::Display for StoreError {
                 f,
                 "operation {id}: {size_bytes} bytes is over the limit of {} bytes",
                 super::OPERATION_SIZE_BYTES_MAX
+            ),
+            StoreError::VoteTooLarge { size_bytes } => write!(
+                f,
+                "consensus vote of {size_bytes} bytes is over the limit of {} bytes",
+                super::store::VOTE_SIZE_BYTES_MAX
             ),
         }
     }

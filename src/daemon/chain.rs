@@ -7,7 +7,6 @@
 //! Architecture invariant: this is glue. It holds no replication logic; it moves inputs into
 //! the engine and outputs to the store, the network and the log.
 
-use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -65,7 +64,6 @@ impl ChainService {
             me: node.keypair.clone(),
             membership: Membership::from_config(&cell.config),
             entry_key: cell.keypair.as_ref().map(EntryKey::from_cell_keypair),
-            vote_path: dir.join("vote"),
             store,
             network,
         };
@@ -134,7 +132,6 @@ struct Context {
     me: Keypair,
     membership: Membership,
     entry_key: Option<EntryKey>,
-    vote_path: PathBuf,
     store: ChainStore,
     network: Network,
 }
@@ -145,14 +142,11 @@ fn now_ms() -> u64 {
 
 impl Context {
     fn open_engine(&self) -> Result<Engine, String> {
-        let vote = engine::vote::load(&self.vote_path)
-            .map_err(|e| format!("cannot read {}: {e}", self.vote_path.display()))?;
         Engine::open(
             engine::Config::default(),
             self.me.clone(),
             self.membership.clone(),
             &self.store,
-            vote,
             now_ms(),
         )
         .map_err(|e| match e {
@@ -235,7 +229,7 @@ impl Context {
     /// not be applied (the engine is then rebuilt from what is durable).
     fn step(&mut self, engine: &mut Engine, input: Input) -> Option<Output> {
         let output = engine.step(&self.store, now_ms(), input);
-        if let Err(err) = engine::apply(&self.store, &self.vote_path, &output) {
+        if let Err(err) = engine::apply(&self.store, &output) {
             error!(
                 "cell `{}`: cannot store the chain's progress: {err}; restarting the engine",
                 self.cell_name

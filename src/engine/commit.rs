@@ -623,7 +623,7 @@ impl Engine {
         }
         if let Some((signed_height, signed_hash)) = self.last_signed {
             if signed_height == height && signed_hash != hash {
-                // Unreachable unless the vote file was lost: never sign twice at a height.
+                // Unreachable unless the stored vote was lost: never sign twice at a height.
                 return reject(
                     out,
                     None,

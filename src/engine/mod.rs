@@ -6,8 +6,8 @@
 //!   Input::{Tick, Message, Write} ──▶ Engine::step(view, now_ms, input) ──▶ Output
 //!                                        │ reads committed state through ChainView
 //!                                        ▼
-//!                 Output { vote, writes, messages, events }: the glue saves the vote,
-//!                 applies the writes in one batch, then sends and publishes (output::apply)
+//!                 Output { vote, writes, messages, events }: the glue writes the vote
+//!                 and the writes in one batch, then sends and publishes (output::apply)
 //! ```
 //!
 //! Code map: [`pending`] (range reconciliation of pending stores), [`commit`] (consensus
@@ -166,14 +166,13 @@ fn key_id(key: &PublicKey) -> [u8; 32] {
 
 impl Engine {
     /// Builds the engine from storage: the chain tip, the pending store, the last signature
-    /// record, and the vote file's state (`None` if there is none). Called at startup and
-    /// after a failed [`apply`].
+    /// record and the consensus vote ([`ChainView::vote`]). Called at startup and after a
+    /// failed [`apply`].
     pub fn open(
         config: Config,
         me: Keypair,
         membership: Membership,
         view: &dyn ChainView,
-        vote: Option<VoteState>,
         now_ms: u64,
     ) -> Result<Engine, OpenError> {
         let tip = view.last_header()?.ok_or(OpenError::NoGenesis)?;
@@ -190,6 +189,7 @@ impl Engine {
         let mut chain_nodes = membership.chain_nodes().to_vec();
         chain_nodes.sort_by_key(key_id);
         let last_signed = view.last_signed()?;
+        let vote = view.vote()?;
         let consensus = Consensus::new(tip.height + 1, tip.hash(), vote, now_ms);
         let mut engine = Engine {
             config,

@@ -3,31 +3,28 @@
 //! **The ordering rule.** The glue applies an [`Output`] in this order, and stops at the
 //! first failure:
 //!
-//! 1. [`Output::vote`], if any, is saved to the vote file ([`super::vote::save`]);
-//! 2. [`Output::writes`] are applied in order inside **one** [`ChainStore::batch`]
-//!    (one LMDB transaction, one fsync): all land or none;
-//! 3. only then are [`Output::messages`] sent and [`Output::events`] published.
+//! 1. [`Output::vote`], if any, and [`Output::writes`], in order, inside **one**
+//!    [`ChainStore::batch`] (one LMDB transaction, one fsync): all land or none;
+//! 2. only then are [`Output::messages`] sent and [`Output::events`] published.
 //!
 //! So nothing leaves the node before the state it depends on is durable: a promise or an
-//! `Accepted` is sent only after the vote file says so, a `Sign` only after the store
+//! `Accepted` is sent only after the store holds the vote, a `Sign` only after the store
 //! recorded the signed height, and an operation is acknowledged (its
 //! [`Event::OperationsAdded`]) only after it is in the pending store. If a write fails, or
 //! [`ChainStore::record_signed`] refuses, the glue drops the rest of the output and rebuilds
 //! the engine from storage ([`super::Engine::open`]); the engine's memory may be ahead of
-//! the disk, never the other way round. [`apply`] does all of this.
-
-use std::path::Path;
+//! the disk, never the other way round. [`apply`] does step 1.
 
 use exocore_protocol::identity::PublicKey;
 
 use super::message::ChainMessage;
-use super::vote::{self, VoteState};
+use super::vote::VoteState;
 use crate::chain::{Block, ChainStore, Operation, OperationId, StoreError};
 
 /// Everything a step asks for. See the module doc for the order.
 #[derive(Debug, Default)]
 pub struct Output {
-    /// A new acceptor state, to save before anything else.
+    /// A new acceptor state, written in the same batch as [`Output::writes`].
     pub vote: Option<VoteState>,
     /// Store writes, to apply in order in one batch.
     pub writes: Vec<StoreWrite>,
@@ -126,12 +123,10 @@ pub enum Event {
 /// Why an output could not be applied.
 #[derive(Debug)]
 pub enum ApplyError {
-    /// Saving the vote file failed.
-    Vote(std::io::Error),
-    /// A store write failed.
+    /// A store write failed (the vote's included).
     Store(StoreError),
     /// The store refused to record a signature: this node already signed another block at
-    /// that height (a bug, or a vote file lost).
+    /// that height (a bug, or a store restored from an older copy).
     SignRefused {
         /// The height.
         height: u64,
@@ -141,7 +136,6 @@ pub enum ApplyError {
 impl std::fmt::Display for ApplyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApplyError::Vote(e) => write!(f, "saving the consensus vote failed: {e}"),
             ApplyError::Store(e) => write!(f, "{e}"),
             ApplyError::SignRefused { height } => {
                 write!(f, "refused to sign a second block at height {height}")
@@ -152,20 +146,22 @@ impl std::fmt::Display for ApplyError {
 
 impl std::error::Error for ApplyError {}
 
-/// Makes an output's state durable, in the order of the module doc: the vote file at
-/// `vote_path`, then the store writes in one batch. On `Ok` the caller sends
-/// `output.messages` and publishes `output.events`; on `Err` it sends nothing and rebuilds
-/// the engine with [`super::Engine::open`].
-pub fn apply(store: &ChainStore, vote_path: &Path, output: &Output) -> Result<(), ApplyError> {
-    if let Some(state) = &output.vote {
-        vote::save(vote_path, state).map_err(ApplyError::Vote)?;
-    }
-    if output.writes.is_empty() {
+/// Makes an output's state durable, in the order of the module doc: the vote and the store
+/// writes in one batch (one transaction, one fsync). On `Ok` the caller sends
+/// `output.messages` and publishes `output.events`; on `Err` nothing of the output was
+/// written, and the caller sends nothing and rebuilds the engine with
+/// [`super::Engine::open`].
+pub fn apply(store: &ChainStore, output: &Output) -> Result<(), ApplyError> {
+    if output.vote.is_none() && output.writes.is_empty() {
         return Ok(());
     }
+    let vote = output.vote.as_ref().map(VoteState::to_bytes);
     let mut refused = None;
     let result = store.batch(|batch| {
         refused = None;
+        if let Some(vote) = &vote {
+            batch.put_vote(vote)?;
+        }
         for write in &output.writes {
             match write {
                 StoreWrite::PutPending(ops) => {

@@ -6,6 +6,7 @@
 //! engine never reads back what that step wrote (it tracks its own tip and pending set in
 //! memory).
 
+use super::vote::VoteState;
 use crate::chain::{Block, BlockHeader, ChainStore, Location, Operation, OperationId, StoreError};
 
 /// Read access to the committed chain and the pending store.
@@ -34,6 +35,9 @@ pub trait ChainView {
     ) -> Result<Vec<Operation>, StoreError>;
     /// The last block this node signed.
     fn last_signed(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
+    /// This node's durable consensus vote (`None` if it never voted). A vote that does not
+    /// decode is [`StoreError::Corrupt`]: the node must not vote again without its memory.
+    fn vote(&self) -> Result<Option<VoteState>, StoreError>;
 }
 
 impl ChainView for ChainStore {
@@ -81,5 +85,19 @@ impl ChainView for ChainStore {
 
     fn last_signed(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         ChainStore::last_signed(self)
+    }
+
+    fn vote(&self) -> Result<Option<VoteState>, StoreError> {
+        match ChainStore::vote(self)? {
+            None => Ok(None),
+            Some(bytes) => {
+                VoteState::from_bytes(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "consensus vote".into(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
     }
 }

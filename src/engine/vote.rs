@@ -1,32 +1,25 @@
 //! The consensus acceptor's durable state: at the height being decided, the highest round
 //! promised and the block accepted in the highest round. Paxos is only safe if an acceptor
 //! never forgets these across a crash, so the engine emits a new [`VoteState`] in
-//! [`Output::vote`](super::Output) and the glue makes it durable before sending anything.
+//! [`Output::vote`](super::Output) and [`super::apply`] writes it into the chain store's
+//! metadata (key `vote`, [`Batch::put_vote`](crate::chain::Batch::put_vote)) in the **same
+//! LMDB transaction** as the step's other writes, before anything is sent. A crash therefore
+//! never separates a vote from the writes of the step that made it.
 //!
-//! The chain store has no place for it yet, so it lives in one small file next to the LMDB
-//! environment, `<chain dir>/vote` (moving it into the store's metadata is an open point of
-//! `spec/replication.md`):
+//! The stored value is the [`VoteState`] encoding in the wire configuration
+//! (`spec/replication.md` section 5.2):
 //!
 //! ```text
-//! magic      8   "exovote1"
-//! state          the VoteState encoding (wire configuration)
-//! checksum  32   BLAKE3 of magic || state
+//! height    u64 LE
+//! promised  u32 LE
+//! accepted  u8 0 (none) | u8 1, round u32 LE, block (spec/chain.md section 4, no signatures)
 //! ```
-//!
-//! written to `vote.tmp`, fsync'd, renamed over `vote`, and the folder fsync'd. This file's
-//! [`load`] and [`save`], and [`super::output::apply`], are the only I/O of the engine
-//! module: the glue's half, never called by the state machine.
-
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
 use bincode::{Decode, Encode};
+use exocore_protocol::error::WireError;
 use exocore_protocol::wire;
 
 use super::message::AcceptedBlock;
-
-const MAGIC: &[u8; 8] = b"exovote1";
 
 /// An acceptor's promise and acceptance at one height.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -48,81 +41,72 @@ impl VoteState {
             accepted: None,
         }
     }
-}
 
-/// The vote file of a chain folder.
-pub fn vote_path(chain_dir: &Path) -> PathBuf {
-    chain_dir.join("vote")
-}
+    /// The stored encoding (see the module doc).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Unlimited configuration: encoding into a Vec never fails for these types (fixed
+        // integers, byte arrays, and a block, itself bounded by construction).
+        let config = bincode::config::standard()
+            .with_little_endian()
+            .with_fixed_int_encoding();
+        match bincode::encode_to_vec(self, config) {
+            Ok(bytes) => bytes,
+            Err(e) => unreachable!("encoding a vote into memory failed: {e}"),
+        }
+    }
 
-/// Reads the vote file; `Ok(None)` if there is none. A damaged file is an error: the node
-/// must not vote again without its memory (an operator can delete the file only if the node
-/// is then kept out of consensus until the cell has moved past that height).
-pub fn load(path: &Path) -> io::Result<Option<VoteState>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let bad = |reason: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("vote file {}: {reason}", path.display()),
-        )
-    };
-    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(bad("not a vote file"));
+    /// Decodes a stored vote. Bounded like every wire decode: no length field can make it
+    /// allocate beyond what the input justifies; trailing bytes are refused.
+    pub fn from_bytes(bytes: &[u8]) -> Result<VoteState, WireError> {
+        wire::decode(bytes)
     }
-    let (body, checksum) = bytes.split_at(bytes.len() - 32);
-    if blake3::hash(body).as_bytes() != checksum {
-        return Err(bad("checksum mismatch"));
-    }
-    wire::decode(&body[MAGIC.len()..])
-        .map(Some)
-        .map_err(|e| bad(&e.to_string()))
-}
-
-/// Writes the vote file durably (temporary file, fsync, rename, fsync of the folder).
-pub fn save(path: &Path, state: &VoteState) -> io::Result<()> {
-    let mut body = MAGIC.to_vec();
-    body.extend(
-        wire::encode(state)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-    );
-    let checksum = *blake3::hash(&body).as_bytes();
-    body.extend_from_slice(&checksum);
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(&body)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::{Block, BlockHeader};
+    use exocore_protocol::identity::Keypair;
 
     #[test]
-    fn vote_file_round_trips_and_refuses_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = vote_path(dir.path());
-        assert_eq!(load(&path).unwrap(), None);
-        let state = VoteState {
+    fn votes_round_trip_and_refuse_damage() {
+        let empty = VoteState {
             height: 7,
             promised: 3,
             accepted: None,
         };
-        save(&path, &state).unwrap();
-        assert_eq!(load(&path).unwrap(), Some(state));
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[10] ^= 1;
-        fs::write(&path, &bytes).unwrap();
-        assert!(load(&path).is_err());
+        let bytes = empty.to_bytes();
+        assert_eq!(bytes.len(), 8 + 4 + 1);
+        // The example of spec/replication.md section 5.2.
+        assert_eq!(
+            crate::chain::hex(&VoteState::empty(5).to_bytes()[..8]),
+            "0500000000000000"
+        );
+        let mut example = VoteState::empty(5);
+        example.promised = 2;
+        assert_eq!(
+            crate::chain::hex(&example.to_bytes()),
+            "05000000000000000200000000"
+        );
+        assert_eq!(VoteState::from_bytes(&bytes).unwrap(), empty);
+
+        let cell = Keypair::from_seed(&[1; 32]);
+        let genesis = Block::genesis(&cell, 1);
+        let tip: &BlockHeader = &genesis.header;
+        let block = Block::propose(tip, &cell.public(), 2, Vec::new()).unwrap();
+        let full = VoteState {
+            height: 1,
+            promised: 2,
+            accepted: Some(AcceptedBlock { round: 2, block }),
+        };
+        let bytes = full.to_bytes();
+        assert_eq!(VoteState::from_bytes(&bytes).unwrap(), full);
+        assert!(VoteState::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(VoteState::from_bytes(&longer).is_err());
+        let mut flipped = bytes;
+        flipped[12] = 7; // the Option tag
+        assert!(VoteState::from_bytes(&flipped).is_err());
     }
 }

@@ -13,11 +13,16 @@
 //!           "cell"                    the cell's public key (32)
 //!           "last_time_us"            u64 LE, the last operation time issued
 //!           "signed"                  u64 LE height, then the 32-byte hash signed there
+//!           "vote"                    the consensus vote (the engine's `VoteState` encoding)
 //! ```
 //!
 //! Keys are big-endian so LMDB's byte order is numeric order. Every write is one LMDB
 //! transaction committed with fsync: when a method returns `Ok`, the write survives a crash.
 //! [`ChainStore::batch`] groups writes so one fsync covers many.
+//!
+//! The `vote` value is opaque to the store: it holds whatever bytes the replication engine
+//! gives [`Batch::put_vote`] (at most [`VOTE_SIZE_BYTES_MAX`]), so that the engine's acceptor
+//! state lands in the same transaction as the writes of the step that changed it.
 //!
 //! Architecture invariant: the store checks what it can without the cell's membership (links,
 //! hashes, order, genesis signature, no operation committed twice); signatures of operations
@@ -59,6 +64,11 @@ const META_VERSION: &[u8] = b"version";
 const META_CELL: &[u8] = b"cell";
 const META_LAST_TIME: &[u8] = b"last_time_us";
 const META_SIGNED: &[u8] = b"signed";
+const META_VOTE: &[u8] = b"vote";
+
+/// Largest consensus vote the store accepts: a vote holds at most one block (without
+/// signatures) and a few integers.
+pub const VOTE_SIZE_BYTES_MAX: usize = super::BLOCK_SIZE_BYTES_MAX + 64;
 
 type Db = Database<'static, Bytes, Bytes>;
 
@@ -748,6 +758,18 @@ impl ChainStore {
         self.read(|txn| self.dbs.signed(txn))
     }
 
+    /// The consensus vote last written with [`Batch::put_vote`], as given; `None` if none.
+    pub fn vote(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|txn| {
+            Ok(self
+                .dbs
+                .meta
+                .get(txn, META_VOTE)
+                .map_err(lmdb("read the consensus vote"))?
+                .map(<[u8]>::to_vec))
+        })
+    }
+
     /// Re-checks the stored chain from `from_height` to its end: every block decodes, is
     /// consistent, is indexed by its hash, and links to the block below (genesis: signed by
     /// the cell key). Returns the number of blocks checked. Signatures of operations and
@@ -1053,6 +1075,32 @@ impl Batch<'_, '_> {
                 Ok(true)
             }
         }
+    }
+
+    /// Replaces the consensus vote (the replication engine's acceptor state, opaque here) by
+    /// `vote`. It lands with the batch's other writes or not at all, so a vote and the
+    /// writes of the step that produced it are never split by a crash. Refused over
+    /// [`VOTE_SIZE_BYTES_MAX`].
+    pub fn put_vote(&mut self, vote: &[u8]) -> Result<(), StoreError> {
+        if vote.len() > VOTE_SIZE_BYTES_MAX {
+            return Err(StoreError::VoteTooLarge {
+                size_bytes: vote.len(),
+            });
+        }
+        self.dbs
+            .meta
+            .put(self.txn, META_VOTE, vote)
+            .map_err(lmdb("write the consensus vote"))
+    }
+
+    /// The consensus vote, including one written in this batch.
+    pub fn vote(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .dbs
+            .meta
+            .get(self.txn, META_VOTE)
+            .map_err(lmdb("read the consensus vote"))?
+            .map(<[u8]>::to_vec))
     }
 
     /// Issues `count` consecutive operation times by the hybrid logical clock
