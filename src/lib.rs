@@ -17,3 +17,4 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod net;
+pub mod store;

@@ -152,3 +152,30 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_write() {
         assert!(clean, "{log}");
     }
 }
+
+#[test]
+fn a_chain_node_without_a_chain_fetches_it_and_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, cell_id) = cell_of(tmp.path(), 3);
+    // Node 2 joined by configuration only: no chain folder at all.
+    std::fs::remove_dir_all(nodes[2].dir.join("cells").join(&cell_id).join("chain")).unwrap();
+    let first = Daemon::start(&nodes[0].dir);
+    let second = Daemon::start(&nodes[1].dir);
+    let ids: BTreeSet<String> = (0..4)
+        .map(|i| append(&nodes[i % 2].dir, &format!("before {i}")))
+        .collect();
+    wait_committed(
+        &[&nodes[0].dir, &nodes[1].dir],
+        &ids,
+        Duration::from_secs(20),
+    );
+
+    let third = Daemon::start(&nodes[2].dir);
+    third.wait_log("genesis received", Duration::from_secs(15));
+    let dirs: Vec<&Path> = nodes.iter().map(|n| n.dir.as_path()).collect();
+    wait_committed(&dirs, &ids, Duration::from_secs(30));
+    for daemon in [first, second, third] {
+        let (clean, log) = daemon.stop();
+        assert!(clean, "{log}");
+    }
+}

@@ -478,7 +478,7 @@ impl Sim {
             );
         }
         for i in 0..self.nodes.len() {
-            if (self.now_ms + self.nodes[i].tick_phase_ms) % TICK_MS == 0 {
+            if (self.now_ms + self.nodes[i].tick_phase_ms).is_multiple_of(TICK_MS) {
                 self.step(i, Input::Tick);
             }
         }

@@ -372,7 +372,7 @@ impl Sealer {
                 .write_message(&self.plaintext, &mut out[body_start..])
                 .map_err(SessionError::Encrypt)?;
             self.sent += 1;
-            if self.sent % self.rekey_interval == 0 {
+            if self.sent.is_multiple_of(self.rekey_interval) {
                 ciphers.rekey_outgoing();
             }
             written
@@ -440,7 +440,7 @@ impl Opener {
                 .read_message(frame_body, &mut self.plaintext)
                 .map_err(|_| SessionError::Decrypt)?;
             self.received += 1;
-            if self.received % self.rekey_interval == 0 {
+            if self.received.is_multiple_of(self.rekey_interval) {
                 ciphers.rekey_incoming();
             }
             len

@@ -27,6 +27,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Inputs waiting for the engine; beyond it, messages from peers are dropped (the engine's
 /// protocol resends) and local writes wait.
 pub const INBOX_LEN: usize = 1024;
+/// How often a chain node without a chain asks the others for the genesis.
+pub const GENESIS_ASK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the chain service is asked to do.
 pub enum ChainInput {
@@ -67,13 +69,27 @@ impl ChainService {
             store,
             network,
         };
-        let engine = context.open_engine()?;
-        info!(
-            "cell `{}`: chain at height {}, {} pending",
-            context.cell_name,
-            engine.tip().height,
-            engine.pending_count()
-        );
+        let has_chain = context
+            .store
+            .height()
+            .map_err(|e| format!("cannot read the chain of cell `{}`: {e}", cell.config.name))?
+            .is_some();
+        let engine = if has_chain {
+            let engine = context.open_engine()?;
+            info!(
+                "cell `{}`: chain at height {}, {} pending",
+                context.cell_name,
+                engine.tip().height,
+                engine.pending_count()
+            );
+            Some(engine)
+        } else {
+            info!(
+                "cell `{}`: no chain yet on this node, fetching the genesis from the other chain nodes",
+                context.cell_name
+            );
+            None
+        };
         let (inbox, receiver) = async_channel::bounded(INBOX_LEN);
         let thread = std::thread::Builder::new()
             .name(format!("chain-{}", cell.config.name))
@@ -162,33 +178,109 @@ impl Context {
         })
     }
 
-    fn run(mut self, mut engine: Engine, inbox: async_channel::Receiver<ChainInput>) {
+    fn run(mut self, engine: Option<Engine>, inbox: async_channel::Receiver<ChainInput>) {
+        let mut engine = engine;
+        let mut asked_at: Option<std::time::Instant> = None;
         loop {
             let next =
                 async_io::block_on(future::or(async { Some(inbox.recv().await.ok()) }, async {
                     Timer::after(TICK).await;
                     None
                 }));
+            let Some(running) = engine.as_mut() else {
+                match next {
+                    Some(None) => break,
+                    None => self.ask_genesis(&mut asked_at),
+                    Some(Some(ChainInput::Message { from, message })) => {
+                        engine = self.take_genesis(from, *message);
+                    }
+                    Some(Some(ChainInput::Append { reply, .. })) => {
+                        let _ = reply.try_send(Err(
+                            "this node has no chain yet: it is fetching it from the other chain nodes".into(),
+                        ));
+                    }
+                }
+                continue;
+            };
             match next {
                 None => {
-                    self.step(&mut engine, Input::Tick);
+                    self.step(running, Input::Tick);
                 }
                 Some(None) => break,
                 Some(Some(ChainInput::Message { from, message })) => {
                     let message = *message;
-                    self.step(&mut engine, Input::Message { from, message });
+                    self.step(running, Input::Message { from, message });
                 }
                 Some(Some(ChainInput::Append { payload, reply })) => {
-                    let result = self.append(&mut engine, payload);
+                    let result = self.append(running, payload);
                     let _ = reply.try_send(result);
                 }
             }
         }
+        let height = engine.map(|e| e.tip().height.to_string());
         info!(
             "cell `{}`: chain stopped at height {}",
             self.cell_name,
-            engine.tip().height
+            height.as_deref().unwrap_or("none")
         );
+    }
+
+    /// Without a chain: asks every other chain node for the genesis, once a second
+    /// (`spec/replication.md` section 6.4).
+    fn ask_genesis(&self, asked_at: &mut Option<std::time::Instant>) {
+        if asked_at.is_some_and(|at| at.elapsed() < GENESIS_ASK_INTERVAL) {
+            return;
+        }
+        *asked_at = Some(std::time::Instant::now());
+        let ask = ChainMessage::GetBlocks(engine::message::GetBlocks {
+            request_id: 0,
+            from_height: 0,
+            count_max: 1,
+        });
+        let Ok(bytes) = ask.to_bytes() else { return };
+        for node in self.membership.chain_nodes() {
+            if *node != self.me.public() {
+                let _ = self
+                    .network
+                    .notify(&self.cell, node, Service::Chain, bytes.clone());
+            }
+        }
+    }
+
+    /// Without a chain: takes a genesis that verifies against the cell key, and starts the
+    /// engine on it. Anything else is ignored.
+    fn take_genesis(&mut self, from: PublicKey, message: ChainMessage) -> Option<Engine> {
+        let ChainMessage::Blocks(blocks) = message else {
+            return None;
+        };
+        let genesis = blocks.blocks.first()?;
+        if genesis.height() != 0 {
+            return None;
+        }
+        if let Err(err) = genesis.verify_genesis(&self.cell) {
+            warn!(
+                "cell `{}`: refused a genesis from {}: {err}",
+                self.cell_name,
+                from.fingerprint()
+            );
+            return None;
+        }
+        if let Err(err) = self.store.append_block(genesis) {
+            error!("cell `{}`: cannot store the genesis: {err}", self.cell_name);
+            return None;
+        }
+        info!(
+            "cell `{}`: genesis received from {}",
+            self.cell_name,
+            from.fingerprint()
+        );
+        match self.open_engine() {
+            Ok(engine) => Some(engine),
+            Err(err) => {
+                error!("{err}");
+                None
+            }
+        }
     }
 
     fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {

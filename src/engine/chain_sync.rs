@@ -181,7 +181,9 @@ impl Engine {
         out: &mut Output,
     ) {
         let count = (m.count_max as usize).min(BLOCKS_MAX);
-        let blocks = if m.from_height == 0 || count == 0 {
+        // Height 0 is served too: a chain node that has no chain yet fetches the genesis
+        // (which it verifies against the cell key) before its engine can start.
+        let blocks = if count == 0 {
             Vec::new()
         } else {
             match view.blocks(m.from_height, count, BLOCKS_BYTES_MAX) {

@@ -203,7 +203,7 @@ pub struct Sign {
 pub struct GetBlocks {
     /// Echoed in the answer.
     pub request_id: u64,
-    /// First height wanted (at least 1: every chain of a cell shares genesis).
+    /// First height wanted (0 only by a node without a chain, to fetch the genesis).
     pub from_height: u64,
     /// At most this many blocks (the responder caps it at [`BLOCKS_MAX`]).
     pub count_max: u32,
