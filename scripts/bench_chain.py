@@ -13,37 +13,19 @@ The binary is $CHAIN_BENCH if set, else $CARGO_TARGET_DIR/release/examples/chain
 else target/release/examples/chain_bench. Nothing here fails on a number.
 """
 
-import json
 import os
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_example  # noqa: E402
 
 # The issue's goal for durable appends with batched commits.
 GOAL_APPENDS_PER_S = 20_000
-# The benchmark bounds its own loops (well under a minute); this only catches a hang.
-TIMEOUT_S = 180
-
-
-def binary():
-    if os.environ.get("CHAIN_BENCH"):
-        return os.environ["CHAIN_BENCH"]
-    target = os.environ.get("CARGO_TARGET_DIR", "target")
-    return os.path.abspath(os.path.join(target, "release", "examples", "chain_bench"))
 
 
 def measure(quick=False):
     """Runs the benchmark once and returns its JSON object."""
-    path = binary()
-    if not os.path.exists(path):
-        sys.exit(
-            f"bench: {path} is missing; build it with "
-            "`cargo build --release --example chain_bench`"
-        )
-    args = [path] + (["--quick"] if quick else [])
-    done = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if done.returncode != 0:
-        sys.exit(f"bench: {' '.join(args)} failed with status {done.returncode}: {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    return bench_example.run("chain_bench", "CHAIN_BENCH", "cargo build --release --example chain_bench", quick)
 
 
 def rows(quick=False, figures=None):

@@ -13,37 +13,19 @@ The binary is $TRANSPORT_BENCH if set, else $CARGO_TARGET_DIR/release/examples/t
 else target/release/examples/transport_bench. Nothing here fails on a number.
 """
 
-import json
 import os
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_example  # noqa: E402
 
 # The issue's goal: the full stack reaches this share of the in-process ceiling at 64 KiB.
 GOAL_RATIO_64K = 0.80
-# The benchmark bounds its own loops (well under a minute); this only catches a hang.
-TIMEOUT_S = 180
-
-
-def binary():
-    if os.environ.get("TRANSPORT_BENCH"):
-        return os.environ["TRANSPORT_BENCH"]
-    target = os.environ.get("CARGO_TARGET_DIR", "target")
-    return os.path.abspath(os.path.join(target, "release", "examples", "transport_bench"))
 
 
 def measure(quick=False):
     """Runs the benchmark once and returns its JSON object."""
-    path = binary()
-    if not os.path.exists(path):
-        sys.exit(
-            f"bench: {path} is missing; build it with "
-            "`cargo build --release --example transport_bench -p exocore-protocol`"
-        )
-    args = [path] + (["--quick"] if quick else [])
-    done = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if done.returncode != 0:
-        sys.exit(f"bench: {' '.join(args)} failed with status {done.returncode}: {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    return bench_example.run("transport_bench", "TRANSPORT_BENCH", "cargo build --release --example transport_bench -p exocore-protocol", quick)
 
 
 def size_name(size_bytes):

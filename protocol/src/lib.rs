@@ -45,7 +45,7 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod admin;
-mod base32;
+pub mod base32;
 pub mod client;
 pub mod envelope;
 pub mod error;

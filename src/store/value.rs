@@ -106,27 +106,8 @@ pub fn generate_id() -> String {
         let hash = blake3::hash(format!("{seed:?}").as_bytes());
         bytes.copy_from_slice(&hash.as_bytes()[..16]);
     }
-    base32(&bytes)
-}
-
-/// Lowercase RFC 4648 base32 without padding (the alphabet of key text forms, see
-/// `spec/identity.md`).
-fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &byte in bytes {
-        buffer = (buffer << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    // The alphabet of key text forms (`spec/identity.md`): safe in file names and URLs.
+    exocore_protocol::base32::encode(&bytes)
 }
 
 /// A pointer to an entity, or to one trait of it. No referential integrity: the target may
