@@ -431,6 +431,31 @@ impl Engine {
         }
     }
 
+    /// Whether a message about `height` and `round` is for the height being decided and
+    /// comes from that round's proposer; if not, `out` says why (or asks to catch up).
+    fn from_current_proposer(
+        &mut self,
+        what: &str,
+        from: PublicKey,
+        height: u64,
+        round: u32,
+        out: &mut Output,
+    ) -> bool {
+        if height != self.consensus.height {
+            self.other_height(from, height, out);
+            return false;
+        }
+        if from != self.proposer(height, round) {
+            reject(
+                out,
+                Some(from),
+                format!("{what} from a node that is not the proposer of round {round}"),
+            );
+            return false;
+        }
+        true
+    }
+
     pub(crate) fn on_prepare(
         &mut self,
         _view: &dyn ChainView,
@@ -439,18 +464,8 @@ impl Engine {
         m: Prepare,
         out: &mut Output,
     ) {
-        if m.height != self.consensus.height {
-            return self.other_height(from, m.height, out);
-        }
-        if from != self.proposer(m.height, m.round) {
-            return reject(
-                out,
-                Some(from),
-                format!(
-                    "prepare from a node that is not the proposer of round {}",
-                    m.round
-                ),
-            );
+        if !self.from_current_proposer("prepare", from, m.height, m.round, out) {
+            return;
         }
         if !self.is_chain_node() || self.frozen() || m.round < self.consensus.promised_here() {
             return;
@@ -525,18 +540,8 @@ impl Engine {
         m: Accept,
         out: &mut Output,
     ) {
-        if m.height != self.consensus.height {
-            return self.other_height(from, m.height, out);
-        }
-        if from != self.proposer(m.height, m.round) {
-            return reject(
-                out,
-                Some(from),
-                format!(
-                    "accept from a node that is not the proposer of round {}",
-                    m.round
-                ),
-            );
+        if !self.from_current_proposer("accept", from, m.height, m.round, out) {
+            return;
         }
         let mut block = m.block;
         block.signatures.clear();
