@@ -365,7 +365,7 @@ fn unknown_services_get_an_error_and_unknown_kinds_close() {
 
         // A service this node does not serve yet: an Error, the connection stays.
         session
-            .send_envelope(&Envelope::request(Service::Store, 9, vec![1, 2, 3]))
+            .send_envelope(&Envelope::request(Service::Apps, 9, vec![1, 2, 3]))
             .await
             .unwrap();
         let answer = session.receive_envelope().await.unwrap();

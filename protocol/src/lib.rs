@@ -36,7 +36,8 @@
 //! Code map: `preamble` (clear-text version and cell check), `frame` (2-byte length prefix),
 //! `session` (Noise handshake, then encrypted, chunked, rekeyed messages), `wire` (the bincode
 //! configuration), `envelope` (service, kind, request id, payload), `message` (ping, pong,
-//! error bodies), `client`, `error`.
+//! error bodies), `admin` and `store` (the CellAdmin and Store services' messages), `client`,
+//! `error`.
 //!
 //! API boundary: third parties depend on this crate alone; a change here is a change of
 //! `spec/`.
@@ -54,6 +55,7 @@ pub mod identity;
 pub mod message;
 pub mod preamble;
 pub mod session;
+pub mod store;
 pub mod wire;
 
 pub use error::Error;

@@ -36,3 +36,31 @@ pub async fn admin(
     let _ = client.close("done").await;
     Ok(wire::decode::<AdminResponse>(&answer?)?)
 }
+
+/// Sends one request of `service` for `cell` to the local daemon, authenticated with the
+/// node's key, and returns the answer's payload. Errors say how to start a missing daemon
+/// and show a refusal by its message only.
+pub fn request(
+    node: &Node,
+    cell: &Cell,
+    service: Service,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, super::CliError> {
+    let local = address(node.config.listen);
+    let answer = smol::block_on(async {
+        let mut client =
+            Client::connect(local, &node.keypair, cell.config.id, &[node.config.id]).await?;
+        let answer = client.request(service, payload).await;
+        let _ = client.close("done").await;
+        answer
+    });
+    answer.map_err(|err| {
+        super::CliError::Failed(match err {
+            ProtocolError::Connect(err) => {
+                format!("no daemon answers on {local} ({err}): start it with `exo daemon`")
+            }
+            ProtocolError::Remote(body) if !body.message.is_empty() => body.message,
+            err => err.to_string(),
+        })
+    })
+}

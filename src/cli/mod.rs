@@ -12,6 +12,7 @@ mod keys;
 mod local;
 mod node;
 mod ping;
+mod store;
 mod table;
 
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ enum Command {
     Cell(cell::CellCmd),
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
+    Store(store::StoreCmd),
 }
 
 /// Print the version of this binary.
@@ -111,6 +113,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Cell(cmd) => cmd.run(&dir),
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
+        Command::Store(cmd) => cmd.run(&dir),
     }
 }
 

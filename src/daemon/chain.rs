@@ -16,7 +16,11 @@ use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
-use crate::chain::{chain_dir, ChainStore, EntryKey, Membership, Operation, OperationId};
+use super::store::{Feed, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
+use crate::chain::{
+    chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
+    BLOCK_SIZE_BYTES_MAX,
+};
 use crate::clock::now_us;
 use crate::config::{Cell, Node};
 use crate::engine::{self, ChainMessage, Engine, Event, Input, Output};
@@ -55,8 +59,14 @@ pub struct ChainService {
 }
 
 impl ChainService {
-    /// Opens the cell's chain and starts its engine.
-    pub fn start(node: &Node, cell: &Cell, network: Network) -> Result<ChainService, String> {
+    /// Opens the cell's chain and starts its engine. With `feed`, the cell's entity index is
+    /// fed: the whole chain first, then what each step adds or commits.
+    pub fn start(
+        node: &Node,
+        cell: &Cell,
+        network: Network,
+        feed: Option<StoreFeed>,
+    ) -> Result<ChainService, String> {
         let dir = chain_dir(&cell.dir);
         let store = ChainStore::open(&dir, &cell.config.id, node.config.chain.map_size_bytes())
             .map_err(|e| format!("cannot open the chain of cell `{}`: {e}", cell.config.name))?;
@@ -68,6 +78,7 @@ impl ChainService {
             entry_key: cell.keypair.as_ref().map(EntryKey::from_cell_keypair),
             store,
             network,
+            feed,
         };
         let has_chain = context
             .store
@@ -150,6 +161,8 @@ struct Context {
     entry_key: Option<EntryKey>,
     store: ChainStore,
     network: Network,
+    /// The cell's entity index, on store nodes.
+    feed: Option<StoreFeed>,
 }
 
 fn now_ms() -> u64 {
@@ -181,6 +194,9 @@ impl Context {
     fn run(mut self, engine: Option<Engine>, inbox: async_channel::Receiver<ChainInput>) {
         let mut engine = engine;
         let mut asked_at: Option<std::time::Instant> = None;
+        if let Some(rebuild) = self.feed.as_ref().map(|f| f.rebuild) {
+            self.replay(rebuild);
+        }
         loop {
             let next =
                 async_io::block_on(future::or(async { Some(inbox.recv().await.ok()) }, async {
@@ -354,7 +370,115 @@ impl Context {
         for event in &output.events {
             self.log(event);
         }
+        self.forward(&output);
         Some(output)
+    }
+
+    /// The entry plaintext of a stored operation, if it is an entry this node can open.
+    fn plain(&self, operation: &Operation, committed: bool) -> Option<Plain> {
+        let key = self.entry_key.as_ref()?;
+        match operation.open_entry(key) {
+            Ok(plaintext) => Some((operation.id, plaintext, committed)),
+            Err(err) => {
+                debug!(
+                    "operation {} is not an entry for the store: {err}",
+                    operation.id
+                );
+                None
+            }
+        }
+    }
+
+    /// Hands what a step added or committed to the entity index (after it is durable).
+    fn forward(&self, output: &Output) {
+        let Some(feed) = &self.feed else { return };
+        let mut batch = Vec::new();
+        for event in &output.events {
+            let ids = match event {
+                Event::OperationsAdded { ids, .. } => ids,
+                Event::BlockCommitted { operations, .. } => operations,
+                Event::ChainTruncated { .. } => {
+                    // Operations went back to pending: fold everything again.
+                    self.replay(true);
+                    return;
+                }
+                _ => continue,
+            };
+            for id in ids {
+                match self.store.operation(id) {
+                    Ok(Some((op, location))) => {
+                        let committed = matches!(location, Location::Committed { .. });
+                        batch.extend(self.plain(&op, committed));
+                    }
+                    Ok(None) => {}
+                    Err(err) => error!(
+                        "cell `{}`: cannot read operation {id}: {err}",
+                        self.cell_name
+                    ),
+                }
+            }
+        }
+        if !batch.is_empty() && feed.sender.send_blocking(Feed::Operations(batch)).is_err() {
+            debug!("cell `{}`: the entity index is closed", self.cell_name);
+        }
+    }
+
+    /// Sends every operation, committed then pending, to the entity index in chunks.
+    fn replay(&self, rebuild: bool) {
+        let Some(feed) = &self.feed else { return };
+        let send = |operations: Vec<Plain>, last: bool| {
+            feed.sender
+                .send_blocking(Feed::Replay {
+                    rebuild,
+                    operations,
+                    last,
+                })
+                .is_ok()
+        };
+        let mut chunk = Vec::new();
+        let result: Result<(), crate::chain::StoreError> = (|| {
+            let mut next = 0u64;
+            loop {
+                let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
+                let Some(last) = blocks.last() else { break };
+                next = last.height() + 1;
+                for block in &blocks {
+                    for op in &block.operations {
+                        chunk.extend(self.plain(op, true));
+                    }
+                }
+                if chunk.len() >= FEED_CHUNK_OPERATIONS && !send(std::mem::take(&mut chunk), false)
+                {
+                    return Ok(());
+                }
+            }
+            use std::ops::Bound::{Excluded, Included, Unbounded};
+            let mut from = Unbounded;
+            loop {
+                let page = self
+                    .store
+                    .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
+                for op in &page {
+                    chunk.extend(self.plain(op, false));
+                }
+                if chunk.len() >= FEED_CHUNK_OPERATIONS && !send(std::mem::take(&mut chunk), false)
+                {
+                    return Ok(());
+                }
+                match page.last() {
+                    Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
+                    _ => return Ok(()),
+                }
+            }
+        })();
+        if let Err(err) = result {
+            error!(
+                "cell `{}`: cannot read the chain for the entity index: {err}",
+                self.cell_name
+            );
+        }
+        // Always end the replay, so a rebuild completes with what could be read.
+        send(chunk, true);
     }
 
     fn log(&self, event: &Event) {

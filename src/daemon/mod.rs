@@ -3,6 +3,7 @@
 
 mod chain;
 mod services;
+mod store;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::net::{CellNet, Network, PeerNode};
 
 use chain::ChainService;
 use services::NodeServices;
+use store::{StoreService, StoreThread};
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -73,6 +75,34 @@ pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
     }
 }
 
+/// Opens the entity index of a cell where the node has the store role, if it can serve it:
+/// it needs the chain role (the index is fed by the local chain) and the cell's secret (to
+/// read entries). Otherwise logs why and returns `None`.
+fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::StoreFeed)> {
+    let name = &cell.config.name;
+    if !has_chain {
+        error!(
+            "cell `{name}`: this node has the store role but not the chain role; a store \
+             without a local chain is not supported yet: the store is not started"
+        );
+        return None;
+    }
+    if cell.keypair.is_none() {
+        error!(
+            "cell `{name}`: this node has the store role but does not hold the cell's secret \
+             (cell.key), so it cannot read entries: the store is not started"
+        );
+        return None;
+    }
+    match StoreThread::start(cell) {
+        Ok(started) => Some(started),
+        Err(message) => {
+            error!("{message}");
+            None
+        }
+    }
+}
+
 /// Runs the node in `dir` until SIGINT or SIGTERM.
 pub fn run(dir: &NodeDir) -> Result<(), Error> {
     let node = dir.load_node()?;
@@ -110,19 +140,37 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         // The chains start once the port is ours: a second daemon on the same node fails
         // above, before touching them.
         let mut chains = std::collections::HashMap::new();
+        let mut stores = std::collections::HashMap::new();
         for cell in &cells {
-            if cell.roles_of(&node.config.id).contains(&Role::Chain) {
+            let roles = cell.roles_of(&node.config.id);
+            let store = if roles.contains(&Role::Store) {
+                start_store(cell, roles.contains(&Role::Chain))
+            } else {
+                None
+            };
+            if roles.contains(&Role::Chain) {
+                let (thread, feed) = match store {
+                    Some((thread, feed)) => (Some(thread), Some(feed)),
+                    None => (None, None),
+                };
                 // One cell's broken or missing chain must not take the others down.
-                match ChainService::start(&node, cell, network.clone()) {
+                match ChainService::start(&node, cell, network.clone(), feed) {
                     Ok(service) => {
-                        chains.insert(cell.config.id, Arc::new(service));
+                        let service = Arc::new(service);
+                        if let Some(thread) = thread {
+                            let store = StoreService::new(thread, service.clone());
+                            stores.insert(cell.config.id, Arc::new(store));
+                        }
+                        chains.insert(cell.config.id, service);
                     }
                     Err(message) => error!("{message}"),
                 }
             }
         }
         let chain_services: Vec<Arc<ChainService>> = chains.values().cloned().collect();
+        let store_services: Vec<Arc<StoreService>> = stores.values().cloned().collect();
         services.set_chains(chains);
+        services.set_stores(stores);
         let serving = smol::spawn({
             let network = network.clone();
             async move { network.serve(listener).await }
@@ -138,6 +186,9 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         serving.await;
         for chain in &chain_services {
             chain.stop();
+        }
+        for store in &store_services {
+            store.stop();
         }
         info!("stopped");
         Ok(())

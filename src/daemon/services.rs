@@ -1,5 +1,5 @@
 //! The node's services as the network sees them: requests and one-way messages routed by
-//! (cell, service) to the chain services of the node's cells.
+//! (cell, service) to the chain and store services of the node's cells.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -12,6 +12,7 @@ use exocore_protocol::wire;
 use tracing::warn;
 
 use super::chain::ChainService;
+use super::store::StoreService;
 use crate::engine::ChainMessage;
 use crate::net::{AnswerFuture, Incoming, Services};
 
@@ -20,12 +21,22 @@ use crate::net::{AnswerFuture, Incoming, Services};
 #[derive(Default)]
 pub struct NodeServices {
     chains: OnceLock<HashMap<PublicKey, Arc<ChainService>>>,
+    stores: OnceLock<HashMap<PublicKey, Arc<StoreService>>>,
 }
 
 impl NodeServices {
     /// Installs the chain services, by cell.
     pub fn set_chains(&self, chains: HashMap<PublicKey, Arc<ChainService>>) {
         let _ = self.chains.set(chains);
+    }
+
+    /// Installs the store services, by cell.
+    pub fn set_stores(&self, stores: HashMap<PublicKey, Arc<StoreService>>) {
+        let _ = self.stores.set(stores);
+    }
+
+    fn store(&self, cell: &PublicKey) -> Option<Arc<StoreService>> {
+        self.stores.get()?.get(cell).cloned()
     }
 
     fn chain(&self, cell: &PublicKey) -> Option<Arc<ChainService>> {
@@ -43,7 +54,18 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Result<Vec<u8>, ErrorB
 impl Services for NodeServices {
     fn handle(&self, request: Incoming) -> AnswerFuture {
         let chain = self.chain(&request.cell);
+        let store = self.store(&request.cell);
         Box::pin(async move {
+            if request.service == Service::Store {
+                let Some(store) = store else {
+                    return refuse(
+                        ErrorCode::UNKNOWN_SERVICE,
+                        "this node does not serve the store of this cell (it needs the store \
+                         and chain roles and the cell's secret)",
+                    );
+                };
+                return store.handle(&request.payload).await;
+            }
             match (
                 request.service,
                 wire::decode::<AdminRequest>(&request.payload),

@@ -433,7 +433,7 @@ impl Engine {
 
     /// Whether a message about `height` and `round` is for the height being decided and
     /// comes from that round's proposer; if not, `out` says why (or asks to catch up).
-    fn from_current_proposer(
+    fn is_from_current_proposer(
         &mut self,
         what: &str,
         from: PublicKey,
@@ -464,7 +464,7 @@ impl Engine {
         m: Prepare,
         out: &mut Output,
     ) {
-        if !self.from_current_proposer("prepare", from, m.height, m.round, out) {
+        if !self.is_from_current_proposer("prepare", from, m.height, m.round, out) {
             return;
         }
         if !self.is_chain_node() || self.frozen() || m.round < self.consensus.promised_here() {
@@ -540,7 +540,7 @@ impl Engine {
         m: Accept,
         out: &mut Output,
     ) {
-        if !self.from_current_proposer("accept", from, m.height, m.round, out) {
+        if !self.is_from_current_proposer("accept", from, m.height, m.round, out) {
             return;
         }
         let mut block = m.block;

@@ -1,0 +1,518 @@
+//! `exo store ...`: write, read and query a cell's entities through the local daemon (the
+//! Store service, `spec/protocol.md` section 9.2).
+//!
+//! Field values are given as `FIELD=VALUE` and read by the kind the trait type's schema gives
+//! the field: text as is, integers, floats, `true`/`false`, timestamps (`2026-12-01`,
+//! RFC 3339, or microseconds), references (`ENTITY` or `ENTITY/TRAIT`), lists as
+//! comma-separated items. `--json '{"field": value}'` gives them as a JSON object instead.
+
+use argh::FromArgs;
+use exocore_protocol::envelope::Service;
+use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse};
+use exocore_protocol::wire;
+use serde_json::{json, Map, Value as Json};
+
+use super::CliError;
+use crate::chain::OperationId;
+use crate::config::{Cell, Node, NodeDir};
+use crate::store::value::{format_timestamp, generate_id, parse_timestamp};
+use crate::store::{
+    Entry, FieldKind, FieldSchema, Mutation, Query, Reference, Scalar, Schemas, Trait, Value,
+};
+
+/// The cell's entities: put, get, query and delete them through the running daemon.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "store")]
+pub struct StoreCmd {
+    #[argh(subcommand)]
+    command: StoreSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum StoreSub {
+    Put(PutCmd),
+    Get(GetCmd),
+    Query(QueryCmd),
+    Delete(DeleteCmd),
+}
+
+/// Put a trait on an entity (ENTITY `new` makes a new one); prints the entity id and the
+/// operation id. Example: `exo store put new task title="Water the plants" done=false`.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "put")]
+struct PutCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// the trait id (default: the trait type, one trait of each type per entity)
+    #[argh(option, long = "trait")]
+    trait_id: Option<String>,
+    /// the fields as a JSON object, instead of FIELD=VALUE arguments
+    #[argh(option)]
+    json: Option<String>,
+    /// the entity id, or `new` for a generated one
+    #[argh(positional)]
+    entity: String,
+    /// the trait type, e.g. `task`, `note`, `contact`
+    #[argh(positional)]
+    trait_type: String,
+    /// FIELD=VALUE pairs; the whole trait is replaced by these fields
+    #[argh(positional)]
+    fields: Vec<String>,
+}
+
+/// Print an entity and its traits.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "get")]
+struct GetCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+    /// the entity id
+    #[argh(positional)]
+    entity: String,
+}
+
+/// Run a query (spec/query.md), e.g. `type:task done:false sort:-updated`; prints a table,
+/// or one JSON object per entity with --json.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "query")]
+struct QueryCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// print one JSON object per entity
+    #[argh(switch)]
+    json: bool,
+    /// results per page (1 to 1000, default 20)
+    #[argh(option)]
+    limit: Option<u32>,
+    /// the cursor printed after the previous page
+    #[argh(option)]
+    cursor: Option<String>,
+    /// the query (empty or `*`: everything)
+    #[argh(positional, default = "String::new()")]
+    query: String,
+}
+
+/// Delete an entity, or one of its traits with --trait; prints the operation id.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "delete")]
+struct DeleteCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// delete only this trait
+    #[argh(option, long = "trait")]
+    trait_id: Option<String>,
+    /// the entity id
+    #[argh(positional)]
+    entity: String,
+}
+
+fn failed(message: impl Into<String>) -> CliError {
+    CliError::Failed(message.into())
+}
+
+impl StoreCmd {
+    pub fn run(self, dir: &NodeDir) -> Result<(), CliError> {
+        let node = dir.load_node()?;
+        match self.command {
+            StoreSub::Put(cmd) => {
+                let cell = dir.select_cell(cmd.cell.as_deref())?;
+                put(&node, &cell, cmd)
+            }
+            StoreSub::Get(cmd) => {
+                let cell = dir.select_cell(cmd.cell.as_deref())?;
+                get(&node, &cell, &cmd.entity, cmd.json)
+            }
+            StoreSub::Query(cmd) => {
+                let cell = dir.select_cell(cmd.cell.as_deref())?;
+                query(&node, &cell, cmd)
+            }
+            StoreSub::Delete(cmd) => {
+                let cell = dir.select_cell(cmd.cell.as_deref())?;
+                let mutation = match cmd.trait_id {
+                    Some(trait_id) => Mutation::DeleteTrait {
+                        entity: cmd.entity,
+                        trait_id,
+                    },
+                    None => Mutation::DeleteEntity { entity: cmd.entity },
+                };
+                let (_, operation) = mutate(&node, &cell, vec![mutation])?;
+                println!("{operation}");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn call(node: &Node, cell: &Cell, request: &StoreRequest) -> Result<StoreResponse, CliError> {
+    let payload = wire::encode(request).map_err(|e| failed(e.to_string()))?;
+    let answer = super::local::request(node, cell, Service::Store, payload)?;
+    wire::decode(&answer).map_err(|e| failed(format!("the daemon's answer does not decode: {e}")))
+}
+
+fn unexpected(answer: StoreResponse) -> CliError {
+    failed(format!("unexpected answer from the daemon: {answer:?}"))
+}
+
+/// Sends mutations as one request; returns the entities touched and the operation id.
+fn mutate(
+    node: &Node,
+    cell: &Cell,
+    mutations: Vec<Mutation>,
+) -> Result<(Vec<String>, OperationId), CliError> {
+    let entry = Entry::Mutations(mutations).to_bytes();
+    match call(node, cell, &StoreRequest::Mutate { entry })? {
+        StoreResponse::Mutated {
+            operation,
+            entities,
+        } => Ok((entities, OperationId::from_bytes(&operation))),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn put(node: &Node, cell: &Cell, cmd: PutCmd) -> Result<(), CliError> {
+    let schemas = Schemas::builtin();
+    let schema = schemas.get(&cmd.trait_type);
+    let field_schema = |name: &str| schema.and_then(|s| s.field(name));
+    let mut value = Trait::new(
+        cmd.trait_id.unwrap_or_else(|| cmd.trait_type.clone()),
+        cmd.trait_type.clone(),
+    );
+    if let Some(text) = &cmd.json {
+        if !cmd.fields.is_empty() {
+            return Err(CliError::BadArgument(
+                "give the fields either as FIELD=VALUE or with --json, not both".into(),
+            ));
+        }
+        let object: Map<String, Json> = serde_json::from_str(text)
+            .map_err(|e| CliError::BadArgument(format!("--json is not a JSON object: {e}")))?;
+        for (name, json) in object {
+            let parsed = from_json(field_schema(&name), &json)
+                .map_err(|e| CliError::BadArgument(format!("field `{name}`: {e}")))?;
+            value.set(&name, parsed);
+        }
+    }
+    for pair in &cmd.fields {
+        let Some((name, text)) = pair.split_once('=') else {
+            return Err(CliError::BadArgument(format!(
+                "`{pair}` is not FIELD=VALUE"
+            )));
+        };
+        let parsed = from_text(field_schema(name), text)
+            .map_err(|e| CliError::BadArgument(format!("field `{name}`: {e}")))?;
+        value.set(name, parsed);
+    }
+    let entity = if cmd.entity == "new" {
+        generate_id()
+    } else {
+        cmd.entity
+    };
+    let (_, operation) = mutate(
+        node,
+        cell,
+        vec![Mutation::PutTrait {
+            entity: entity.clone(),
+            value,
+        }],
+    )?;
+    println!("{entity} {operation}");
+    Ok(())
+}
+
+fn scalar_from_text(kind: Option<FieldKind>, text: &str) -> Result<Scalar, String> {
+    Ok(match kind {
+        None | Some(FieldKind::String) | Some(FieldKind::Text) => Scalar::String(text.into()),
+        Some(FieldKind::Integer) => Scalar::Integer(
+            text.parse()
+                .map_err(|_| format!("`{text}` is not an integer"))?,
+        ),
+        Some(FieldKind::Float) => Scalar::Float(
+            text.parse()
+                .map_err(|_| format!("`{text}` is not a number"))?,
+        ),
+        Some(FieldKind::Boolean) => match text {
+            "true" => Scalar::Boolean(true),
+            "false" => Scalar::Boolean(false),
+            _ => return Err(format!("`{text}` is not true or false")),
+        },
+        Some(FieldKind::Timestamp) => {
+            Scalar::Timestamp(parse_timestamp(text).map_err(|e| e.to_string())?)
+        }
+        Some(FieldKind::Reference) => {
+            Scalar::Reference(Reference::parse(text).map_err(|e| e.to_string())?)
+        }
+    })
+}
+
+fn single(scalar: Scalar) -> Value {
+    match scalar {
+        Scalar::String(s) => Value::String(s),
+        Scalar::Integer(i) => Value::Integer(i),
+        Scalar::Float(f) => Value::Float(f),
+        Scalar::Boolean(b) => Value::Boolean(b),
+        Scalar::Timestamp(t) => Value::Timestamp(t),
+        Scalar::Reference(r) => Value::Reference(r),
+    }
+}
+
+/// A `FIELD=VALUE` value, read as the schema's kind (a string for unknown fields: the daemon
+/// then refuses them by name).
+fn from_text(schema: Option<&FieldSchema>, text: &str) -> Result<Value, String> {
+    let kind = schema.map(|s| s.kind);
+    if schema.is_some_and(|s| s.list) {
+        if text.is_empty() {
+            return Ok(Value::List(Vec::new()));
+        }
+        let items = text
+            .split(',')
+            .map(|item| scalar_from_text(kind, item))
+            .collect::<Result<_, _>>()?;
+        return Ok(Value::List(items));
+    }
+    scalar_from_text(kind, text).map(single)
+}
+
+fn scalar_from_json(kind: Option<FieldKind>, json: &Json) -> Result<Scalar, String> {
+    let integer = |n: &serde_json::Number| n.as_i64().ok_or(format!("{n} is not an integer"));
+    match (kind, json) {
+        (_, Json::String(text)) => scalar_from_text(kind, text),
+        (_, Json::Bool(b)) => Ok(Scalar::Boolean(*b)),
+        (Some(FieldKind::Integer), Json::Number(n)) => integer(n).map(Scalar::Integer),
+        (Some(FieldKind::Timestamp), Json::Number(n)) => integer(n).map(Scalar::Timestamp),
+        (Some(FieldKind::Float), Json::Number(n)) => n
+            .as_f64()
+            .map(Scalar::Float)
+            .ok_or(format!("{n} is not a number")),
+        (None, Json::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(Scalar::Integer(i)),
+            None => n
+                .as_f64()
+                .map(Scalar::Float)
+                .ok_or(format!("{n} is not a number")),
+        },
+        (_, other) => Err(format!("{other} does not fit this field")),
+    }
+}
+
+fn from_json(schema: Option<&FieldSchema>, json: &Json) -> Result<Value, String> {
+    let kind = schema.map(|s| s.kind);
+    match json {
+        Json::Array(items) => Ok(Value::List(
+            items
+                .iter()
+                .map(|item| scalar_from_json(kind, item))
+                .collect::<Result<_, _>>()?,
+        )),
+        json => scalar_from_json(kind, json).map(single),
+    }
+}
+
+fn scalar_json(scalar: &Scalar) -> Json {
+    match scalar {
+        Scalar::String(s) => json!(s),
+        Scalar::Integer(i) => json!(i),
+        Scalar::Float(f) => json!(f),
+        Scalar::Boolean(b) => json!(b),
+        Scalar::Timestamp(t) => json!(format_timestamp(*t)),
+        Scalar::Reference(r) => json!(r.to_text()),
+    }
+}
+
+fn value_json(value: &Value) -> Json {
+    match value {
+        Value::List(items) => Json::Array(items.iter().map(scalar_json).collect()),
+        other => other
+            .scalars()
+            .first()
+            .map(scalar_json)
+            .unwrap_or(Json::Null),
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value_json(value) {
+        Json::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn time(us: u64) -> String {
+    format_timestamp(i64::try_from(us).unwrap_or(i64::MAX))
+}
+
+fn status_name(status: u8) -> &'static str {
+    match status {
+        1 => "live",
+        2 => "deleted",
+        _ => "absent",
+    }
+}
+
+fn traits_of(entity: &EntityState) -> Result<Vec<(Trait, Option<u64>)>, CliError> {
+    entity
+        .traits
+        .iter()
+        .map(|t| {
+            wire::decode::<Trait>(&t.value)
+                .map(|value| (value, t.deleted_us))
+                .map_err(|e| failed(format!("a trait of `{}` does not decode: {e}", entity.id)))
+        })
+        .collect()
+}
+
+/// An entity as one JSON object.
+fn entity_json(entity: &EntityState) -> Result<Json, CliError> {
+    let mut traits = Vec::new();
+    for ((value, deleted), state) in traits_of(entity)?.into_iter().zip(&entity.traits) {
+        let fields: Map<String, Json> = value
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), value_json(&f.value)))
+            .collect();
+        traits.push(json!({
+            "id": value.id,
+            "type": value.trait_type,
+            "created": time(state.created_us),
+            "updated": time(state.updated_us),
+            "deleted": deleted.map(time),
+            "fields": fields,
+        }));
+    }
+    Ok(json!({
+        "id": entity.id,
+        "status": status_name(entity.status),
+        "version": OperationId::from_bytes(&entity.version).to_string(),
+        "created": entity.created_us.map(time),
+        "updated": time(entity.updated_us),
+        "deleted": entity.deleted_us.map(time),
+        "pending": entity.pending,
+        "traits": traits,
+    }))
+}
+
+fn get(node: &Node, cell: &Cell, entity: &str, as_json: bool) -> Result<(), CliError> {
+    let answer = call(
+        node,
+        cell,
+        &StoreRequest::Get {
+            entity: entity.into(),
+        },
+    )?;
+    let StoreResponse::Entity { entity: found } = answer else {
+        return Err(unexpected(answer));
+    };
+    let Some(found) = found else {
+        return Err(failed(format!("no entity `{entity}` in this cell")));
+    };
+    if as_json {
+        println!("{}", entity_json(&found)?);
+        return Ok(());
+    }
+    println!("entity   {}", found.id);
+    println!(
+        "status   {}{}",
+        status_name(found.status),
+        if found.pending { " (pending)" } else { "" }
+    );
+    println!("version  {}", OperationId::from_bytes(&found.version));
+    if let Some(created) = found.created_us {
+        println!("created  {}", time(created));
+    }
+    println!("updated  {}", time(found.updated_us));
+    let mut rows = Vec::new();
+    for (value, deleted) in traits_of(&found)? {
+        let state = if deleted.is_some() { " (deleted)" } else { "" };
+        for field in &value.fields {
+            rows.push(vec![
+                format!("{}{state}", value.id),
+                value.trait_type.clone(),
+                field.name.clone(),
+                value_text(&field.value),
+            ]);
+        }
+    }
+    println!();
+    super::table::print(&["TRAIT", "TYPE", "FIELD", "VALUE"], &rows);
+    Ok(())
+}
+
+/// A short description of an entity for a table: the first title-like field.
+fn summary(traits: &[(Trait, Option<u64>)]) -> String {
+    for name in ["title", "name", "url"] {
+        for (value, _) in traits {
+            if let Some(v) = value.get(name) {
+                let text = value_text(v);
+                let mut short: String = text.chars().take(60).collect();
+                if short.len() < text.len() {
+                    short.push('…');
+                }
+                return short;
+            }
+        }
+    }
+    String::new()
+}
+
+fn query(node: &Node, cell: &Cell, cmd: QueryCmd) -> Result<(), CliError> {
+    let mut parsed = Query::parse(&cmd.query).map_err(|e| failed(e.to_string()))?;
+    if let Some(limit) = cmd.limit {
+        if limit == 0 || limit > crate::store::query::LIMIT_MAX {
+            return Err(CliError::BadArgument(format!(
+                "--limit must be 1 to {}",
+                crate::store::query::LIMIT_MAX
+            )));
+        }
+        parsed.limit = limit;
+    }
+    if let Some(cursor) = &cmd.cursor {
+        parsed.after = Some(
+            crate::store::query::Cursor::parse(cursor)
+                .map_err(|e| failed(format!("--cursor: {e}")))?,
+        );
+    }
+    let query = bincode::encode_to_vec(&parsed, wire::CONFIG).map_err(|e| failed(e.to_string()))?;
+    let answer = call(node, cell, &StoreRequest::Query { query })?;
+    let StoreResponse::Results {
+        entities,
+        next,
+        total,
+        ..
+    } = answer
+    else {
+        return Err(unexpected(answer));
+    };
+    if cmd.json {
+        for entity in &entities {
+            println!("{}", entity_json(entity)?);
+        }
+        if let Some(next) = &next {
+            eprintln!("more results: --cursor {next}");
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for entity in &entities {
+        let traits = traits_of(entity)?;
+        let mut types: Vec<&str> = traits.iter().map(|(t, _)| t.trait_type.as_str()).collect();
+        types.dedup();
+        rows.push(vec![
+            entity.id.clone(),
+            types.join(","),
+            time(entity.updated_us),
+            summary(&traits),
+        ]);
+    }
+    super::table::print(&["ID", "TYPES", "UPDATED", "SUMMARY"], &rows);
+    match next {
+        Some(next) => println!("{} of {total}; next page: --cursor {next}", entities.len()),
+        None => println!("{} of {total}", entities.len()),
+    }
+    Ok(())
+}

@@ -1,0 +1,435 @@
+//! The store service of one cell: its entity index (`crate::store::StoreIndex`) on a thread
+//! of its own, because every tantivy call blocks.
+//!
+//! The index is fed by the chain service (`super::chain`): at start, the whole chain and
+//! pending store (a rebuild when the index was missing, damaged or of another schema, else an
+//! idempotent catch-up), then, after each engine step, the operations it added or committed;
+//! a truncation replays everything as a rebuild. A `Mutate` request is prepared on the index
+//! thread (shape, schemas, checks), appended as one chain entry, and applied to the index
+//! before it is answered, so the next query sees it (read your writes).
+//!
+//! Architecture invariant: this is glue. Validation, folding and queries are the store
+//! library's; durability and replication are the chain service's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use exocore_protocol::message::{ErrorBody, ErrorCode};
+use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse, TraitState};
+use exocore_protocol::wire;
+use futures_lite::future;
+use tracing::{error, info, warn};
+
+use super::chain::ChainService;
+use crate::chain::OperationId;
+use crate::config::Cell;
+use crate::net::Answer;
+use crate::store::{
+    Entity, EntityStatus, Entry, Mutation, MutationError, Opened, Query, QueryError, QueryResults,
+    Schemas, StoreIndex,
+};
+
+/// Requests waiting for the index thread; beyond it, callers wait.
+pub const REQUESTS_LEN: usize = 256;
+/// Batches of operations waiting for the index thread; beyond it, the chain service waits.
+pub const FEED_LEN: usize = 64;
+/// Operations per batch when the chain is replayed into the index.
+pub const FEED_CHUNK_OPERATIONS: usize = 1000;
+
+/// An operation as the index takes it: id, entry plaintext, committed.
+pub type Plain = (OperationId, Vec<u8>, bool);
+
+/// What the chain service tells the index.
+pub enum Feed {
+    /// Operations added to the pending store or committed in a block.
+    Operations(Vec<Plain>),
+    /// One chunk of a replay of every operation (blocks, then pending); `last` ends it.
+    /// With `rebuild`, the index is emptied first and marked complete at the end.
+    Replay {
+        /// Empty the index first.
+        rebuild: bool,
+        /// This chunk.
+        operations: Vec<Plain>,
+        /// The replay's last chunk.
+        last: bool,
+    },
+}
+
+/// The chain service's end of the feed.
+pub struct StoreFeed {
+    /// Where batches go.
+    pub sender: async_channel::Sender<Feed>,
+    /// The first replay must be a rebuild (the index was just created).
+    pub rebuild: bool,
+}
+
+enum Request {
+    Prepare {
+        mutations: Vec<Mutation>,
+        reply: async_channel::Sender<Result<Vec<u8>, MutationError>>,
+    },
+    Apply {
+        operation: OperationId,
+        plaintext: Vec<u8>,
+        reply: async_channel::Sender<Result<(), String>>,
+    },
+    Query {
+        query: Query,
+        reply: async_channel::Sender<Result<QueryResults, QueryError>>,
+    },
+    Get {
+        entity: String,
+        reply: async_channel::Sender<Result<Option<Entity>, String>>,
+    },
+}
+
+/// The index folder of a cell.
+pub fn index_dir(cell_dir: &Path) -> PathBuf {
+    cell_dir.join("store").join("index")
+}
+
+/// The index thread, started before the chain service that feeds it.
+pub struct StoreThread {
+    requests: async_channel::Sender<Request>,
+    thread: JoinHandle<()>,
+    cell_name: String,
+}
+
+impl StoreThread {
+    /// Opens the cell's index and starts its thread; returns it and the feed for the chain.
+    pub fn start(cell: &Cell) -> Result<(StoreThread, StoreFeed), String> {
+        let name = cell.config.name.clone();
+        let dir = index_dir(&cell.dir);
+        let (index, opened) = StoreIndex::open(&dir, Schemas::builtin()).map_err(|e| {
+            format!(
+                "cell `{name}`: cannot open the entity index in {}: {e}",
+                dir.display()
+            )
+        })?;
+        let rebuild = match opened {
+            Opened::Existing => {
+                info!("cell `{name}`: entity index opened");
+                false
+            }
+            Opened::Created(reason) => {
+                info!("cell `{name}`: rebuilding the entity index from the chain: {reason}");
+                true
+            }
+        };
+        let (feed_sender, feed) = async_channel::bounded(FEED_LEN);
+        let (requests, receiver) = async_channel::bounded(REQUESTS_LEN);
+        let thread_name = name.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("store-{name}"))
+            .spawn(move || run(thread_name, index, feed, receiver))
+            .map_err(|e| format!("cannot start the store thread: {e}"))?;
+        Ok((
+            StoreThread {
+                requests,
+                thread,
+                cell_name: name,
+            },
+            StoreFeed {
+                sender: feed_sender,
+                rebuild,
+            },
+        ))
+    }
+}
+
+fn run(
+    cell: String,
+    mut index: StoreIndex,
+    feed: async_channel::Receiver<Feed>,
+    requests: async_channel::Receiver<Request>,
+) {
+    enum Next {
+        Feed(Option<Feed>),
+        Request(Option<Request>),
+    }
+    let mut feed_open = true;
+    loop {
+        // The feed first: what the chain already holds is folded before a query runs.
+        let next = if feed_open {
+            async_io::block_on(future::or(
+                async { Next::Feed(feed.recv().await.ok()) },
+                async { Next::Request(requests.recv().await.ok()) },
+            ))
+        } else {
+            Next::Request(requests.recv_blocking().ok())
+        };
+        match next {
+            Next::Feed(None) => feed_open = false,
+            Next::Feed(Some(batch)) => take_feed(&cell, &mut index, &feed, batch),
+            Next::Request(None) => break,
+            Next::Request(Some(request)) => answer(&mut index, request),
+        }
+    }
+    info!("cell `{cell}`: entity index closed");
+}
+
+fn take_feed(
+    cell: &str,
+    index: &mut StoreIndex,
+    feed: &async_channel::Receiver<Feed>,
+    batch: Feed,
+) {
+    match batch {
+        Feed::Operations(operations) => {
+            if let Err(e) = index.apply_batch(operations) {
+                error!("cell `{cell}`: cannot update the entity index: {e}");
+            }
+        }
+        Feed::Replay {
+            rebuild: true,
+            operations,
+            last,
+        } => {
+            // Pull the replay's next chunks from the feed as the rebuild consumes them.
+            let mut current = operations.into_iter();
+            let mut done = last;
+            let all = std::iter::from_fn(|| loop {
+                if let Some(op) = current.next() {
+                    return Some(op);
+                }
+                if done {
+                    return None;
+                }
+                match feed.recv_blocking() {
+                    Ok(Feed::Replay {
+                        operations, last, ..
+                    }) => {
+                        current = operations.into_iter();
+                        done = last;
+                    }
+                    Ok(Feed::Operations(operations)) => current = operations.into_iter(),
+                    Err(_) => return None,
+                }
+            });
+            match index.rebuild(all) {
+                Ok(report) => info!(
+                    "cell `{cell}`: entity index built: {} operation(s), {} entit(ies), {} refused",
+                    report.applied,
+                    report.entities_changed,
+                    report.refused.len()
+                ),
+                Err(e) => error!("cell `{cell}`: cannot rebuild the entity index: {e}"),
+            }
+        }
+        Feed::Replay { operations, .. } => {
+            if let Err(e) = index.apply_batch(operations) {
+                error!("cell `{cell}`: cannot catch the entity index up: {e}");
+            }
+        }
+    }
+}
+
+fn answer(index: &mut StoreIndex, request: Request) {
+    match request {
+        Request::Prepare { mutations, reply } => {
+            let _ = reply.try_send(index.prepare(mutations));
+        }
+        Request::Apply {
+            operation,
+            plaintext,
+            reply,
+        } => {
+            let applied = index
+                .apply(operation, &plaintext, false)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _ = reply.try_send(applied);
+        }
+        Request::Query { query, reply } => {
+            let _ = reply.try_send(index.query(&query));
+        }
+        Request::Get { entity, reply } => {
+            let _ = reply.try_send(index.get(&entity).map_err(|e| e.to_string()));
+        }
+    }
+}
+
+/// The running store service of a cell, as the network's requests see it.
+pub struct StoreService {
+    requests: async_channel::Sender<Request>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    cell_name: String,
+    chain: Arc<ChainService>,
+    /// One writer per cell: no request is prepared while another is between its prepare and
+    /// its apply, so a check cannot be overtaken on this node (`spec/store.md` section 6).
+    writer: smol::lock::Mutex<()>,
+}
+
+fn bad(message: impl Into<String>) -> ErrorBody {
+    ErrorBody {
+        code: ErrorCode::BAD_MESSAGE,
+        message: message.into(),
+    }
+}
+
+fn internal(message: impl Into<String>) -> ErrorBody {
+    ErrorBody {
+        code: ErrorCode::INTERNAL,
+        message: message.into(),
+    }
+}
+
+impl StoreService {
+    /// The service over a started index thread and the cell's chain service.
+    pub fn new(thread: StoreThread, chain: Arc<ChainService>) -> StoreService {
+        StoreService {
+            requests: thread.requests,
+            thread: std::sync::Mutex::new(Some(thread.thread)),
+            cell_name: thread.cell_name,
+            chain,
+            writer: smol::lock::Mutex::new(()),
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(async_channel::Sender<T>) -> Request,
+    ) -> Result<T, ErrorBody> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.requests
+            .send(make(reply))
+            .await
+            .map_err(|_| internal("the store service is stopping"))?;
+        answer
+            .recv()
+            .await
+            .map_err(|_| internal("the store service stopped"))
+    }
+
+    /// Answers one Store request (its payload).
+    pub async fn handle(&self, payload: &[u8]) -> Answer {
+        let request = wire::decode::<StoreRequest>(payload)
+            .map_err(|e| bad(format!("not a Store request: {e}")))?;
+        let response = match request {
+            StoreRequest::Mutate { entry } => self.mutate(&entry).await?,
+            StoreRequest::Query { query } => {
+                let query = wire::decode::<Query>(&query)
+                    .map_err(|e| bad(format!("the query does not decode: {e}")))?;
+                self.query(query).await?
+            }
+            StoreRequest::QueryText { text } => {
+                let query = Query::parse(&text).map_err(|e| bad(e.to_string()))?;
+                self.query(query).await?
+            }
+            StoreRequest::Get { entity } => {
+                let found = self
+                    .call(|reply| Request::Get { entity, reply })
+                    .await?
+                    .map_err(internal)?;
+                StoreResponse::Entity {
+                    entity: found
+                        .filter(|e| e.status != EntityStatus::Absent)
+                        .map(|e| entity_state(&e)),
+                }
+            }
+        };
+        wire::encode(&response).map_err(|e| internal(e.to_string()))
+    }
+
+    async fn mutate(&self, entry: &[u8]) -> Result<StoreResponse, ErrorBody> {
+        let Entry::Mutations(mutations) =
+            Entry::from_bytes(entry).map_err(|e| bad(format!("the mutations are refused: {e}")))?;
+        let mut entities: Vec<String> = Vec::new();
+        for m in &mutations {
+            if !entities.iter().any(|e| e == m.entity()) {
+                entities.push(m.entity().to_string());
+            }
+        }
+        let _writer = self.writer.lock().await;
+        let plaintext = self
+            .call(|reply| Request::Prepare { mutations, reply })
+            .await?
+            .map_err(|e| match e {
+                MutationError::Read(e) => internal(e),
+                e => bad(e.to_string()),
+            })?;
+        let operation = self.chain.append(plaintext.clone()).await.map_err(|e| {
+            if e.contains("secret") {
+                ErrorBody {
+                    code: ErrorCode::NOT_AUTHORIZED,
+                    message: e,
+                }
+            } else {
+                internal(e)
+            }
+        })?;
+        // The chain feeds the index too, but the answer waits for this apply: read your writes.
+        self.call(|reply| Request::Apply {
+            operation,
+            plaintext,
+            reply,
+        })
+        .await?
+        .map_err(|e| {
+            internal(format!(
+                "the entry {operation} is durable but not indexed: {e}"
+            ))
+        })?;
+        Ok(StoreResponse::Mutated {
+            operation: operation.to_bytes(),
+            entities,
+        })
+    }
+
+    async fn query(&self, query: Query) -> Result<StoreResponse, ErrorBody> {
+        let results = self
+            .call(|reply| Request::Query { query, reply })
+            .await?
+            .map_err(|e| match e {
+                QueryError::Index(e) => internal(e),
+                e => bad(e.to_string()),
+            })?;
+        Ok(StoreResponse::Results {
+            entities: results.entities.iter().map(entity_state).collect(),
+            next: results.next.map(|c| c.to_text()),
+            total: results.total,
+            hash: results.hash,
+            unchanged: results.unchanged,
+        })
+    }
+
+    /// Closes the index after the requests already queued, and waits for its thread.
+    pub fn stop(&self) {
+        self.requests.close();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                warn!("cell `{}`: the store thread panicked", self.cell_name);
+            }
+        }
+    }
+}
+
+/// An entity in its wire form.
+pub fn entity_state(entity: &Entity) -> EntityState {
+    EntityState {
+        id: entity.id.clone(),
+        status: match entity.status {
+            EntityStatus::Absent => 0,
+            EntityStatus::Live => 1,
+            EntityStatus::Deleted => 2,
+        },
+        created_us: entity.created_us,
+        updated_us: entity.updated_us,
+        deleted_us: entity.deleted_us,
+        version: entity.version.to_bytes(),
+        pending: entity.pending,
+        traits: entity
+            .traits
+            .iter()
+            .map(|t| TraitState {
+                value: bincode::encode_to_vec(&t.value, wire::CONFIG).unwrap_or_default(),
+                created_us: t.created_us,
+                updated_us: t.updated_us,
+                deleted_us: t.deleted_us,
+                version: t.version.to_bytes(),
+            })
+            .collect(),
+    }
+}
