@@ -15,6 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_transport import rows as transport_rows  # noqa: E402
 from bench_chain import rows as chain_rows  # noqa: E402
+from bench_store import rows as store_rows  # noqa: E402
 
 EXO = os.path.abspath(os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "exo"))
 RUNS = 50
@@ -85,6 +86,7 @@ def main():
         rows.append(("exo daemon: idle resident memory", f"{daemon_rss(node) / 1024:.1f} MiB", "1 cell, 1 s after start", "-"))
     rows += transport_rows()
     rows += chain_rows()
+    rows += store_rows()
     size = os.path.getsize(EXO)
     rows.append(("release binary size", f"{size / 1024 / 1024:.2f} MiB", f"{platform.machine()} target/release/exo", "-"))
 

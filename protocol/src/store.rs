@@ -44,6 +44,14 @@ pub enum StoreRequest {
         /// The entity id.
         entity: String,
     },
+    /// Watch a query: only as the payload of a **Subscribe** envelope (a Request carrying it
+    /// is refused with Error 10). Accepted with an empty Response; then every Event is a
+    /// [`StoreResponse::Results`]: the current results first, then the new results each time
+    /// their hash changes (`spec/protocol.md` section 9.2).
+    Watch {
+        /// The encoded `Query`, as in [`StoreRequest::Query`].
+        query: Vec<u8>,
+    },
 }
 
 /// A Store response, one variant per kind of request.
@@ -149,6 +157,31 @@ mod tests {
                 "0100000000000000",
                 "0100000000000000",
                 "65"
+            )
+        );
+        let watch = StoreRequest::Watch {
+            query: vec![0xaa, 0xbb],
+        };
+        assert_eq!(
+            hex(&wire::encode(&watch).unwrap()),
+            "040000000200000000000000aabb"
+        );
+        let results = StoreResponse::Results {
+            entities: vec![],
+            next: None,
+            total: 0,
+            hash: 0x0102,
+            unchanged: false,
+        };
+        assert_eq!(
+            hex(&wire::encode(&results).unwrap()),
+            concat!(
+                "01000000",
+                "0000000000000000",
+                "00",
+                "0000000000000000",
+                "0201000000000000",
+                "00"
             )
         );
         let none = StoreResponse::Entity { entity: None };

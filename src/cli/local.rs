@@ -54,13 +54,17 @@ pub fn request(
         let _ = client.close("done").await;
         answer
     });
-    answer.map_err(|err| {
-        super::CliError::Failed(match err {
-            ProtocolError::Connect(err) => {
-                format!("no daemon answers on {local} ({err}): start it with `exo daemon`")
-            }
-            ProtocolError::Remote(body) if !body.message.is_empty() => body.message,
-            err => err.to_string(),
-        })
+    answer.map_err(|err| failure(local, err))
+}
+
+/// A failure to talk to the local daemon at `local`, for the user: how to start a missing
+/// daemon, a refusal by its message only.
+pub fn failure(local: SocketAddr, err: ProtocolError) -> super::CliError {
+    super::CliError::Failed(match err {
+        ProtocolError::Connect(err) => {
+            format!("no daemon answers on {local} ({err}): start it with `exo daemon`")
+        }
+        ProtocolError::Remote(body) if !body.message.is_empty() => body.message,
+        err => err.to_string(),
     })
 }

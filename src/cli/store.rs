@@ -35,6 +35,7 @@ enum StoreSub {
     Get(GetCmd),
     Query(QueryCmd),
     Delete(DeleteCmd),
+    Watch(WatchCmd),
 }
 
 /// Put a trait on an entity (ENTITY `new` makes a new one); prints the entity id and the
@@ -99,6 +100,27 @@ struct QueryCmd {
     query: String,
 }
 
+/// Watch a query: print its results now and again each time they change, until Ctrl-C.
+/// Prints a table per change, or one JSON object per change with --json:
+/// `{"total": N, "skipped": K, "entities": [...]}` (K: changes not shown because this
+/// terminal read too slowly; the newest results are always shown).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "watch")]
+struct WatchCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// print one JSON object per change
+    #[argh(switch)]
+    json: bool,
+    /// results watched (1 to 1000, default 20)
+    #[argh(option)]
+    limit: Option<u32>,
+    /// the query (empty or `*`: everything)
+    #[argh(positional, default = "String::new()")]
+    query: String,
+}
+
 /// Delete an entity, or one of its traits with --trait; prints the operation id.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "delete")]
@@ -133,6 +155,10 @@ impl StoreCmd {
             StoreSub::Query(cmd) => {
                 let cell = dir.select_cell(cmd.cell.as_deref())?;
                 query(&node, &cell, cmd)
+            }
+            StoreSub::Watch(cmd) => {
+                let cell = dir.select_cell(cmd.cell.as_deref())?;
+                watch(&node, &cell, cmd)
             }
             StoreSub::Delete(cmd) => {
                 let cell = dir.select_cell(cmd.cell.as_deref())?;
@@ -460,9 +486,14 @@ fn summary(traits: &[(Trait, Option<u64>)]) -> String {
     String::new()
 }
 
-fn query(node: &Node, cell: &Cell, cmd: QueryCmd) -> Result<(), CliError> {
-    let mut parsed = Query::parse(&cmd.query).map_err(|e| failed(e.to_string()))?;
-    if let Some(limit) = cmd.limit {
+/// The query of `exo store query` and `exo store watch`, with its options, encoded.
+fn encoded_query(
+    text: &str,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<Vec<u8>, CliError> {
+    let mut parsed = Query::parse(text).map_err(|e| failed(e.to_string()))?;
+    if let Some(limit) = limit {
         if limit == 0 || limit > crate::store::query::LIMIT_MAX {
             return Err(CliError::BadArgument(format!(
                 "--limit must be 1 to {}",
@@ -471,13 +502,17 @@ fn query(node: &Node, cell: &Cell, cmd: QueryCmd) -> Result<(), CliError> {
         }
         parsed.limit = limit;
     }
-    if let Some(cursor) = &cmd.cursor {
+    if let Some(cursor) = cursor {
         parsed.after = Some(
             crate::store::query::Cursor::parse(cursor)
                 .map_err(|e| failed(format!("--cursor: {e}")))?,
         );
     }
-    let query = bincode::encode_to_vec(&parsed, wire::CONFIG).map_err(|e| failed(e.to_string()))?;
+    bincode::encode_to_vec(&parsed, wire::CONFIG).map_err(|e| failed(e.to_string()))
+}
+
+fn query(node: &Node, cell: &Cell, cmd: QueryCmd) -> Result<(), CliError> {
+    let query = encoded_query(&cmd.query, cmd.limit, cmd.cursor.as_deref())?;
     let answer = call(node, cell, &StoreRequest::Query { query })?;
     let StoreResponse::Results {
         entities,
@@ -497,8 +532,13 @@ fn query(node: &Node, cell: &Cell, cmd: QueryCmd) -> Result<(), CliError> {
         }
         return Ok(());
     }
+    print_results(&entities, next.as_deref(), total)
+}
+
+/// A page of results as a table, then how many of how many.
+fn print_results(entities: &[EntityState], next: Option<&str>, total: u64) -> Result<(), CliError> {
     let mut rows = Vec::new();
-    for entity in &entities {
+    for entity in entities {
         let traits = traits_of(entity)?;
         let mut types: Vec<&str> = traits.iter().map(|(t, _)| t.trait_type.as_str()).collect();
         types.dedup();
@@ -514,5 +554,86 @@ fn query(node: &Node, cell: &Cell, cmd: QueryCmd) -> Result<(), CliError> {
         Some(next) => println!("{} of {total}; next page: --cursor {next}", entities.len()),
         None => println!("{} of {total}", entities.len()),
     }
+    Ok(())
+}
+
+/// `exo store watch`: a Store subscription to the local daemon, printed until SIGINT or
+/// SIGTERM (exit 0) or until the daemon ends it (an error).
+fn watch(node: &Node, cell: &Cell, cmd: WatchCmd) -> Result<(), CliError> {
+    use async_signal::{Signal, Signals};
+    use exocore_protocol::client::{Client, Event};
+    use exocore_protocol::error::Error as ProtocolError;
+    use futures_lite::StreamExt;
+
+    let query = encoded_query(&cmd.query, cmd.limit, None)?;
+    let payload =
+        wire::encode(&StoreRequest::Watch { query }).map_err(|e| failed(e.to_string()))?;
+    let local = super::local::address(node.config.listen);
+    let mut signals = Signals::new([Signal::Int, Signal::Term])
+        .map_err(|e| failed(format!("cannot install signal handlers: {e}")))?;
+    smol::block_on(async {
+        let mut client = Client::connect(local, &node.keypair, cell.config.id, &[node.config.id])
+            .await
+            .map_err(|e| super::local::failure(local, e))?;
+        let mut changes = client
+            .subscribe(Service::Store, payload)
+            .await
+            .map_err(|e| super::local::failure(local, e))?;
+        enum Next {
+            Change(Option<Result<Event, ProtocolError>>),
+            Stop,
+        }
+        loop {
+            let next =
+                futures_lite::future::or(async { Next::Change(changes.next().await) }, async {
+                    let _ = signals.next().await;
+                    Next::Stop
+                })
+                .await;
+            match next {
+                Next::Stop => {
+                    changes.cancel();
+                    let _ = client.close("watch interrupted").await;
+                    return Ok(());
+                }
+                Next::Change(Some(Ok(event))) => print_change(&event, cmd.json)?,
+                Next::Change(Some(Err(e))) => {
+                    return Err(failed(format!(
+                        "the watch ended: {}",
+                        super::local::failure(local, e)
+                    )))
+                }
+                Next::Change(None) => return Err(failed("the daemon ended the watch")),
+            }
+        }
+    })
+}
+
+/// One change of a watched query.
+fn print_change(event: &exocore_protocol::client::Event, as_json: bool) -> Result<(), CliError> {
+    let answer: StoreResponse = wire::decode(&event.payload)
+        .map_err(|e| failed(format!("the daemon's event does not decode: {e}")))?;
+    let StoreResponse::Results {
+        entities,
+        next,
+        total,
+        ..
+    } = answer
+    else {
+        return Err(unexpected(answer));
+    };
+    if as_json {
+        let entities = entities
+            .iter()
+            .map(entity_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        println!(
+            "{}",
+            json!({"total": total, "skipped": event.skipped_before, "entities": entities})
+        );
+        return Ok(());
+    }
+    print_results(&entities, next.as_deref(), total)?;
+    println!();
     Ok(())
 }

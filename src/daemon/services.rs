@@ -14,7 +14,7 @@ use tracing::warn;
 use super::chain::ChainService;
 use super::store::StoreService;
 use crate::engine::ChainMessage;
-use crate::net::{AnswerFuture, Incoming, Services};
+use crate::net::{AnswerFuture, EventSink, Incoming, Services};
 
 /// Routes to the services of every cell; filled once they started (the network must exist
 /// before them, since they send through it).
@@ -98,6 +98,24 @@ impl Services for NodeServices {
                 (service, _) => refuse(
                     ErrorCode::UNKNOWN_SERVICE,
                     format!("{service:?} is not served by this node"),
+                ),
+            }
+        })
+    }
+
+    fn subscribe(&self, request: Incoming, sink: EventSink) -> AnswerFuture {
+        let store = self.store(&request.cell);
+        Box::pin(async move {
+            match (request.service, store) {
+                (Service::Store, Some(store)) => store.subscribe(&request.payload, sink).await,
+                (Service::Store, None) => refuse(
+                    ErrorCode::UNKNOWN_SERVICE,
+                    "this node does not serve the store of this cell (it needs the store and \
+                     chain roles and the cell's secret)",
+                ),
+                (service, _) => refuse(
+                    ErrorCode::UNSUPPORTED_KIND,
+                    format!("{service:?} has no subscriptions"),
                 ),
             }
         })

@@ -8,6 +8,11 @@
 //! thread (shape, schemas, checks), appended as one chain entry, and applied to the index
 //! before it is answered, so the next query sees it (read your writes).
 //!
+//! Watched queries live on the index thread too: after every batch it applies (a local
+//! mutation or operations fed by the chain), it re-runs each watched query and pushes the new
+//! results to the watcher when their hash changed. The watcher's [`EventSink`] keeps only the
+//! newest pending results, so a slow watcher gets fewer events, never a stale final state.
+//!
 //! Architecture invariant: this is glue. Validation, folding and queries are the store
 //! library's; durability and replication are the chain service's.
 
@@ -19,12 +24,12 @@ use exocore_protocol::message::{ErrorBody, ErrorCode};
 use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse, TraitState};
 use exocore_protocol::wire;
 use futures_lite::future;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::chain::ChainService;
 use crate::chain::OperationId;
 use crate::config::Cell;
-use crate::net::Answer;
+use crate::net::{Answer, EventSink};
 use crate::store::{
     Entity, EntityStatus, Entry, Mutation, MutationError, Opened, Query, QueryError, QueryResults,
     Schemas, StoreIndex,
@@ -36,6 +41,8 @@ pub const REQUESTS_LEN: usize = 256;
 pub const FEED_LEN: usize = 64;
 /// Operations per batch when the chain is replayed into the index.
 pub const FEED_CHUNK_OPERATIONS: usize = 1000;
+/// Watched queries a cell's store keeps at most (over all connections); one more is refused.
+pub const WATCHES_MAX: usize = 256;
 
 /// An operation as the index takes it: id, entry plaintext, committed.
 pub type Plain = (OperationId, Vec<u8>, bool);
@@ -82,6 +89,18 @@ enum Request {
         entity: String,
         reply: async_channel::Sender<Result<Option<Entity>, String>>,
     },
+    Watch {
+        query: Box<Query>,
+        sink: Box<EventSink>,
+        reply: async_channel::Sender<Result<(), ErrorBody>>,
+    },
+}
+
+/// A watched query: its last results' hash, and where new results go.
+struct Watch {
+    query: Query,
+    hash: u64,
+    sink: EventSink,
 }
 
 /// The index folder of a cell.
@@ -149,6 +168,7 @@ fn run(
         Request(Option<Request>),
     }
     let mut feed_open = true;
+    let mut watches: Vec<Watch> = Vec::new();
     loop {
         // The feed first: what the chain already holds is folded before a query runs.
         let next = if feed_open {
@@ -161,10 +181,19 @@ fn run(
         };
         match next {
             Next::Feed(None) => feed_open = false,
-            Next::Feed(Some(batch)) => take_feed(&cell, &mut index, &feed, batch),
+            Next::Feed(Some(batch)) => {
+                take_feed(&cell, &mut index, &feed, batch);
+                refresh(&cell, &mut index, &mut watches);
+            }
             Next::Request(None) => break,
-            Next::Request(Some(request)) => answer(&mut index, request),
+            Next::Request(Some(request)) => answer(&cell, &mut index, &mut watches, request),
         }
+    }
+    for watch in watches {
+        watch.sink.fail(ErrorBody {
+            code: ErrorCode::SHUTTING_DOWN,
+            message: format!("the store of cell `{cell}` is stopping"),
+        });
     }
     info!("cell `{cell}`: entity index closed");
 }
@@ -225,7 +254,85 @@ fn take_feed(
     }
 }
 
-fn answer(index: &mut StoreIndex, request: Request) {
+/// The Results response for a page of results.
+fn results_response(results: &QueryResults) -> StoreResponse {
+    StoreResponse::Results {
+        entities: results.entities.iter().map(entity_state).collect(),
+        next: results.next.as_ref().map(|c| c.to_text()),
+        total: results.total,
+        hash: results.hash,
+        unchanged: results.unchanged,
+    }
+}
+
+/// Pushes `results` to a watcher, as a Results event.
+fn push(cell: &str, sink: &EventSink, results: &QueryResults) {
+    match wire::encode(&results_response(results)) {
+        Ok(payload) => {
+            sink.send(payload);
+        }
+        Err(e) => warn!("cell `{cell}`: watched query results do not encode: {e}"),
+    }
+}
+
+/// Re-runs every watched query after a batch; pushes the results whose hash changed. Watches
+/// whose subscriber went away are dropped.
+fn refresh(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>) {
+    prune(cell, watches);
+    for watch in watches.iter_mut() {
+        match index.query(&watch.query) {
+            Ok(results) if results.hash != watch.hash => {
+                watch.hash = results.hash;
+                push(cell, &watch.sink, &results);
+            }
+            Ok(_) => {}
+            Err(e) => warn!("cell `{cell}`: a watched query failed: {e}"),
+        }
+    }
+}
+
+/// Forgets the watches whose subscriber unsubscribed or went away.
+fn prune(cell: &str, watches: &mut Vec<Watch>) {
+    let before = watches.len();
+    watches.retain(|w| !w.sink.is_closed());
+    let ended = before - watches.len();
+    if ended > 0 {
+        debug!("cell `{cell}`: {ended} watched query(ies) ended");
+    }
+}
+
+/// Registers a watch: its current results are its first event.
+fn watch(
+    cell: &str,
+    index: &mut StoreIndex,
+    watches: &mut Vec<Watch>,
+    query: Query,
+    sink: EventSink,
+) -> Result<(), ErrorBody> {
+    prune(cell, watches);
+    if watches.len() >= WATCHES_MAX {
+        return Err(ErrorBody {
+            code: ErrorCode::TOO_MANY_IN_FLIGHT,
+            message: format!(
+                "the store of cell `{cell}` already watches {WATCHES_MAX} queries, its most: \
+                 end a watch first"
+            ),
+        });
+    }
+    let results = index.query(&query).map_err(|e| match e {
+        QueryError::Index(e) => internal(e),
+        e => bad(e.to_string()),
+    })?;
+    push(cell, &sink, &results);
+    watches.push(Watch {
+        query,
+        hash: results.hash,
+        sink,
+    });
+    Ok(())
+}
+
+fn answer(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>, request: Request) {
     match request {
         Request::Prepare { mutations, reply } => {
             let _ = reply.try_send(index.prepare(mutations));
@@ -240,12 +347,16 @@ fn answer(index: &mut StoreIndex, request: Request) {
                 .map(|_| ())
                 .map_err(|e| e.to_string());
             let _ = reply.try_send(applied);
+            refresh(cell, index, watches);
         }
         Request::Query { query, reply } => {
             let _ = reply.try_send(index.query(&query));
         }
         Request::Get { entity, reply } => {
             let _ = reply.try_send(index.get(&entity).map_err(|e| e.to_string()));
+        }
+        Request::Watch { query, sink, reply } => {
+            let _ = reply.try_send(watch(cell, index, watches, *query, *sink));
         }
     }
 }
@@ -317,6 +428,12 @@ impl StoreService {
                 let query = Query::parse(&text).map_err(|e| bad(e.to_string()))?;
                 self.query(query).await?
             }
+            StoreRequest::Watch { .. } => {
+                return Err(ErrorBody {
+                    code: ErrorCode::UNSUPPORTED_KIND,
+                    message: "Watch is a subscription: send it in a Subscribe envelope".into(),
+                })
+            }
             StoreRequest::Get { entity } => {
                 let found = self
                     .call(|reply| Request::Get { entity, reply })
@@ -385,13 +502,33 @@ impl StoreService {
                 QueryError::Index(e) => internal(e),
                 e => bad(e.to_string()),
             })?;
-        Ok(StoreResponse::Results {
-            entities: results.entities.iter().map(entity_state).collect(),
-            next: results.next.map(|c| c.to_text()),
-            total: results.total,
-            hash: results.hash,
-            unchanged: results.unchanged,
+        Ok(results_response(&results))
+    }
+
+    /// Takes a Store Subscribe (its payload): a `Watch` is registered on the index thread,
+    /// which pushes its results into `sink`; the answer is an empty Response.
+    pub async fn subscribe(&self, payload: &[u8], sink: EventSink) -> Answer {
+        let request = wire::decode::<StoreRequest>(payload)
+            .map_err(|e| bad(format!("not a Store request: {e}")))?;
+        let StoreRequest::Watch { query } = request else {
+            return Err(ErrorBody {
+                code: ErrorCode::UNSUPPORTED_KIND,
+                message: "only Watch is a Store subscription; send the other Store requests \
+                          as Requests"
+                    .into(),
+            });
+        };
+        let mut query = wire::decode::<Query>(&query)
+            .map_err(|e| bad(format!("the query does not decode: {e}")))?;
+        // Every event carries its results: the watch compares hashes itself.
+        query.result_hash = None;
+        self.call(|reply| Request::Watch {
+            query: Box::new(query),
+            sink: Box::new(sink),
+            reply,
         })
+        .await??;
+        Ok(Vec::new())
     }
 
     /// Closes the index after the requests already queued, and waits for its thread.

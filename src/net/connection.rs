@@ -6,6 +6,8 @@
 //! [`NetError::QueueFull`] when the queue holds [`SEND_QUEUE_LEN`] envelopes (the caller
 //! retries; nothing is dropped silently); answers to the peer's requests wait for room, which
 //! is bounded because the peer may only have [`IN_FLIGHT_REQUESTS_MAX`] requests in flight.
+//! The Events of the peer's subscriptions wait for room too, one pending event per
+//! subscription, the newest replacing an older one ([`super::subscription`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +27,7 @@ use futures_lite::future;
 use futures_lite::{AsyncRead, AsyncWrite};
 use tracing::{debug, warn};
 
+use super::subscription::{self, EventSink};
 use super::NetError;
 
 /// Envelopes waiting to be written to one connection.
@@ -49,6 +52,10 @@ pub struct Incoming {
 /// A future answering a request.
 pub type AnswerFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
+/// Subscriptions a peer may hold open on one connection; one more Subscribe is answered with
+/// Error 3 (too many in flight).
+pub const SUBSCRIPTIONS_MAX: usize = 64;
+
 /// Whoever answers the requests a connection receives (other than pings).
 pub trait Services: Send + Sync + 'static {
     /// Answers one request.
@@ -59,6 +66,22 @@ pub trait Services: Send + Sync + 'static {
     /// none ignore them.
     fn notify(&self, message: Incoming) {
         let _ = message;
+    }
+
+    /// Takes a Subscribe (`spec/protocol.md` section 10): the answer is the Response payload
+    /// accepting it or the Error refusing it. An accepting service keeps `sink` and pushes
+    /// the subscription's Events into it until [`EventSink::is_closed`] (the peer's
+    /// Unsubscribe or the connection's end); events pushed before the answer are written
+    /// after it. By default, every Subscribe is refused with Error 10 (unsupported kind).
+    fn subscribe(&self, request: Incoming, sink: EventSink) -> AnswerFuture {
+        drop(sink);
+        let message = format!("{:?} has no subscriptions", request.service);
+        Box::pin(async move {
+            Err(ErrorBody {
+                code: ErrorCode::UNSUPPORTED_KIND,
+                message,
+            })
+        })
     }
 }
 
@@ -76,6 +99,8 @@ struct Shared {
     outbox: async_channel::Sender<Envelope>,
     stop: async_channel::Sender<()>,
     pending: Mutex<HashMap<u64, async_channel::Sender<Answer>>>,
+    /// The subscriptions the peer opened, by id: closing the sender ends one.
+    subscriptions: Mutex<HashMap<u64, async_channel::Sender<()>>>,
     next_request_id: AtomicU64,
 }
 
@@ -199,6 +224,7 @@ impl Pending {
             outbox: outbox_tx,
             stop: stop_tx,
             pending: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
         };
         Pending {
@@ -324,6 +350,10 @@ impl Pending {
         .await;
         // Requests still waiting for an answer fail now, not at their timeout.
         lock(&shared.pending).clear();
+        // The services stop feeding the peer's subscriptions.
+        for (_, cancel) in lock(&shared.subscriptions).drain() {
+            cancel.close();
+        }
         reason
     }
 }
@@ -401,20 +431,106 @@ async fn dispatch(
                 .unwrap_or_else(|_| "no reason given".into());
             return Some(format!("closed by the peer: {reason}"));
         }
-        Kind::Subscribe => {
-            let message = format!("{:?} has no subscriptions", envelope.service);
-            if let Ok(e) = envelope.error(ErrorCode::UNSUPPORTED_KIND, &message) {
-                let _ = shared.outbox.send(e).await;
-            }
-        }
+        Kind::Subscribe => subscribe(connection, envelope, services, in_flight).await,
         Kind::Event if envelope.request_id == 0 => services.notify(Incoming {
             cell: shared.cell,
             from: shared.remote,
             service: envelope.service,
             payload: envelope.payload,
         }),
-        // No subscription exists yet, so there is nothing to end or to deliver to.
-        Kind::Unsubscribe | Kind::Event => {}
+        Kind::Unsubscribe => {
+            // Unknown ids are ignored: the subscription may have just ended on this side.
+            if let Some(cancel) = lock(&shared.subscriptions).remove(&envelope.request_id) {
+                cancel.close();
+            }
+        }
+        // This node subscribes to nothing, so no Event of a subscription is expected.
+        Kind::Event => {}
     }
     None
+}
+
+/// Opens a subscription the peer asked for: the service answers, then its events follow.
+async fn subscribe(
+    connection: &Connection,
+    envelope: Envelope,
+    services: &Arc<dyn Services>,
+    in_flight: &Arc<AtomicUsize>,
+) {
+    let shared = &connection.shared;
+    let refusal = {
+        let subscriptions = lock(&shared.subscriptions);
+        if in_flight.load(Ordering::Acquire) >= IN_FLIGHT_REQUESTS_MAX {
+            Some((
+                ErrorCode::TOO_MANY_IN_FLIGHT,
+                format!("at most {IN_FLIGHT_REQUESTS_MAX} requests in flight"),
+            ))
+        } else if subscriptions.len() >= SUBSCRIPTIONS_MAX {
+            Some((
+                ErrorCode::TOO_MANY_IN_FLIGHT,
+                format!("at most {SUBSCRIPTIONS_MAX} subscriptions open on one connection"),
+            ))
+        } else if subscriptions.contains_key(&envelope.request_id) {
+            Some((
+                ErrorCode::BAD_MESSAGE,
+                format!("subscription {} is already open", envelope.request_id),
+            ))
+        } else {
+            None
+        }
+    };
+    if let Some((code, message)) = refusal {
+        if let Ok(e) = envelope.error(code, &message) {
+            let _ = shared.outbox.send(e).await;
+        }
+        return;
+    }
+    in_flight.fetch_add(1, Ordering::AcqRel);
+    let (service, id) = (envelope.service, envelope.request_id);
+    let (sink, writer, cancel) = subscription::sink(service, id);
+    lock(&shared.subscriptions).insert(id, cancel.clone());
+    let answer = services.subscribe(
+        Incoming {
+            cell: shared.cell,
+            from: shared.remote,
+            service,
+            payload: envelope.payload,
+        },
+        sink,
+    );
+    let connection = connection.clone();
+    let in_flight = in_flight.clone();
+    smol::spawn(async move {
+        let shared = &connection.shared;
+        let forget = || {
+            let mut subscriptions = lock(&shared.subscriptions);
+            if subscriptions
+                .get(&id)
+                .is_some_and(|c| c.same_channel(&cancel))
+            {
+                subscriptions.remove(&id);
+            }
+            cancel.close();
+        };
+        let answer = answer.await;
+        let accepted = answer.is_ok();
+        let reply = match answer {
+            Ok(payload) => Ok(Envelope {
+                service,
+                kind: Kind::Response,
+                request_id: id,
+                payload,
+            }),
+            Err(body) => error_envelope(service, id, body.code, &body.message),
+        };
+        if let Ok(reply) = reply {
+            let _ = shared.outbox.send(reply).await;
+        }
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+        if accepted {
+            writer.run(shared.outbox.clone()).await;
+        }
+        forget();
+    })
+    .detach();
 }

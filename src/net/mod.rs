@@ -13,7 +13,9 @@ pub mod backoff;
 pub mod connection;
 mod error;
 mod network;
+pub mod subscription;
 
-pub use connection::{Answer, AnswerFuture, Connection, Incoming, Services};
+pub use connection::{Answer, AnswerFuture, Connection, Incoming, Services, SUBSCRIPTIONS_MAX};
 pub use error::NetError;
 pub use network::{CellNet, Network, PeerNode, CONNECTIONS_MAX, HANDSHAKES_MAX, PING_TIMEOUT};
+pub use subscription::EventSink;

@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::connection::{Answer, AnswerFuture, Connection, Incoming, Pending, Services};
+use super::subscription::EventSink;
 use super::NetError;
 
 /// Connections open at once, all cells together; more are refused at accept.
@@ -536,6 +537,10 @@ impl Services for Routes {
 
     fn notify(&self, message: Incoming) {
         self.network.inner.services.notify(message)
+    }
+
+    fn subscribe(&self, request: Incoming, sink: EventSink) -> AnswerFuture {
+        self.network.inner.services.subscribe(request, sink)
     }
 }
 
