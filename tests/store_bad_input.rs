@@ -8,25 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{cell_of, fails, ok, Daemon};
-
-fn put(dir: &Path, args: &[&str]) -> String {
-    let mut all = vec!["store", "put"];
-    all.extend_from_slice(args);
-    ok(dir, &all).split_whitespace().next().unwrap().to_string()
-}
-
-fn query(dir: &Path, query: &str) -> Vec<String> {
-    let mut ids: Vec<String> = ok(dir, &["store", "query", "--json", query])
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v["id"].as_str().unwrap().to_string()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
+use support::{cell_of, fails, ok, store_put, Daemon};
 
 fn cell_dir(dir: &Path) -> PathBuf {
     fs::read_dir(dir.join("cells"))
@@ -81,11 +63,11 @@ fn snapshot(dir: &Path) -> Vec<String> {
             dir,
             &["store", "query", "--json", "type:task sort:task.priority"],
         )),
-        query(dir, "priority:>=3").join(","),
-        query(dir, "type:task include:deleted").join(","),
-        query(dir, "tags:garden").join(","),
-        query(dir, "plants").join(","),
-        query(dir, "type:note").join(","),
+        sorted_ids(dir, "priority:>=3").join(","),
+        sorted_ids(dir, "type:task include:deleted").join(","),
+        sorted_ids(dir, "tags:garden").join(","),
+        sorted_ids(dir, "plants").join(","),
+        sorted_ids(dir, "type:note").join(","),
         settled(&ok(dir, &["store", "get", "--json", "n1"])),
     ]
 }
@@ -132,7 +114,7 @@ fn a_corrupted_index_is_rebuilt_from_the_chain_with_nothing_lost() {
     let daemon = Daemon::start(dir);
     let ids: Vec<String> = (0..6)
         .map(|i| {
-            put(
+            store_put(
                 dir,
                 &[
                     "new",
@@ -143,7 +125,7 @@ fn a_corrupted_index_is_rebuilt_from_the_chain_with_nothing_lost() {
             )
         })
         .collect();
-    put(
+    store_put(
         dir,
         &[
             "t1",
@@ -152,10 +134,10 @@ fn a_corrupted_index_is_rebuilt_from_the_chain_with_nothing_lost() {
             r#"{"title": "Weed", "priority": 9, "tags": ["garden"]}"#,
         ],
     );
-    put(dir, &["n1", "note", "title=Shopping", "body=milk and eggs"]);
+    store_put(dir, &["n1", "note", "title=Shopping", "body=milk and eggs"]);
     ok(dir, &["store", "delete", &ids[0]]);
     ok(dir, &["store", "delete", "t1", "--trait", "task"]);
-    put(
+    store_put(
         dir,
         &[
             "t1",
@@ -166,9 +148,9 @@ fn a_corrupted_index_is_rebuilt_from_the_chain_with_nothing_lost() {
         ],
     );
     let before = snapshot(dir);
-    assert_eq!(query(dir, "priority:>=3").len(), 4, "{before:?}");
-    assert_eq!(query(dir, "type:task include:deleted").len(), 7);
-    assert_eq!(query(dir, "tags:garden"), vec!["t1".to_string()]);
+    assert_eq!(sorted_ids(dir, "priority:>=3").len(), 4, "{before:?}");
+    assert_eq!(sorted_ids(dir, "type:task include:deleted").len(), 7);
+    assert_eq!(sorted_ids(dir, "tags:garden"), vec!["t1".to_string()]);
     let (clean, log) = daemon.stop();
     assert!(clean, "{log}");
     let daemon = Daemon::start(dir);
@@ -189,9 +171,9 @@ fn a_corrupted_index_is_rebuilt_from_the_chain_with_nothing_lost() {
     let daemon = damage_and_restart(dir, daemon, &before, "", scramble);
 
     // The rebuilt index takes writes and keeps them over a plain restart.
-    put(dir, &["n2", "note", "title=After the rebuild"]);
+    store_put(dir, &["n2", "note", "title=After the rebuild"]);
     assert_eq!(
-        query(dir, "type:note"),
+        sorted_ids(dir, "type:note"),
         vec!["n1".to_string(), "n2".to_string()]
     );
     let (clean, log) = daemon.stop();
@@ -199,7 +181,7 @@ fn a_corrupted_index_is_rebuilt_from_the_chain_with_nothing_lost() {
     let daemon = Daemon::start(dir);
     daemon.wait_log("entity index opened", Duration::from_secs(10));
     assert_eq!(
-        query(dir, "type:note"),
+        sorted_ids(dir, "type:note"),
         vec!["n1".to_string(), "n2".to_string()]
     );
     let (clean, log) = daemon.stop();
@@ -216,7 +198,7 @@ fn oversize_values_are_refused_naming_the_field_and_store_nothing() {
     // A `string` field at its limit (4096 bytes) is taken...
     let at_limit = format!("https://example.org/{}", "a".repeat(4096 - 20));
     assert_eq!(at_limit.len(), 4096);
-    put(dir, &["b0", "bookmark", &format!("url={at_limit}")]);
+    store_put(dir, &["b0", "bookmark", &format!("url={at_limit}")]);
     // ...one byte more is refused, naming the field, as an argument or in JSON.
     let over = format!("{at_limit}a");
     let line = fails(
@@ -245,7 +227,7 @@ fn oversize_values_are_refused_naming_the_field_and_store_nothing() {
     );
 
     // Nothing but the one at the limit was stored.
-    assert_eq!(query(dir, "*"), vec!["b0".to_string()]);
+    assert_eq!(sorted_ids(dir, "*"), vec!["b0".to_string()]);
     for id in ["b1", "t1", "t2", "e"] {
         let line = fails(dir, &["store", "get", id], 1);
         assert!(line.contains("no entity"), "{line}");
@@ -298,4 +280,10 @@ fn malformed_json_is_refused_naming_what_is_wrong() {
     );
     assert!(line.contains("recipe"), "{line}");
     assert_eq!(ok(dir, &["store", "query", "--json", "*"]), "");
+}
+
+fn sorted_ids(dir: &Path, query: &str) -> Vec<String> {
+    let mut ids = support::store_query_ids(dir, query);
+    ids.sort();
+    ids
 }

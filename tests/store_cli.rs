@@ -3,32 +3,9 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{cell_of, fails, ok, Daemon};
+use support::{cell_of, fails, ok, store_put, store_query_ids, Daemon};
 
 /// `exo store put ...`; returns the entity id.
-fn put(dir: &Path, args: &[&str]) -> String {
-    let mut all = vec!["store", "put"];
-    all.extend_from_slice(args);
-    let out = ok(dir, &all);
-    let mut words = out.split_whitespace();
-    let entity = words.next().unwrap().to_string();
-    let operation = words.next().unwrap();
-    assert_eq!(operation.len(), 32, "{out}");
-    entity
-}
-
-fn query_ids(dir: &Path, query: &str) -> Vec<String> {
-    ok(dir, &["store", "query", "--json", query])
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v["id"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
-
 #[test]
 fn put_is_queryable_at_once_and_delete_removes_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -36,7 +13,7 @@ fn put_is_queryable_at_once_and_delete_removes_it() {
     let dir = nodes[0].dir.as_path();
     let daemon = Daemon::start(dir);
 
-    let water = put(
+    let water = store_put(
         dir,
         &[
             "new",
@@ -46,7 +23,7 @@ fn put_is_queryable_at_once_and_delete_removes_it() {
             "priority=2",
         ],
     );
-    let id = put(
+    let id = store_put(
         dir,
         &[
             "t1",
@@ -57,9 +34,12 @@ fn put_is_queryable_at_once_and_delete_removes_it() {
     );
     assert_eq!(id, "t1");
     // Read your writes: no waiting for a block.
-    assert_eq!(query_ids(dir, "type:task done:false"), vec![water.clone()]);
-    assert_eq!(query_ids(dir, "plants"), vec![water.clone()]);
-    assert_eq!(query_ids(dir, "tags:family"), vec!["t1".to_string()]);
+    assert_eq!(
+        store_query_ids(dir, "type:task done:false"),
+        vec![water.clone()]
+    );
+    assert_eq!(store_query_ids(dir, "plants"), vec![water.clone()]);
+    assert_eq!(store_query_ids(dir, "tags:family"), vec!["t1".to_string()]);
 
     let got: serde_json::Value =
         serde_json::from_str(&ok(dir, &["store", "get", "--json", "t1"])).unwrap();
@@ -101,14 +81,14 @@ fn put_is_queryable_at_once_and_delete_removes_it() {
 
     let op = ok(dir, &["store", "delete", &water]);
     assert_eq!(op.trim().len(), 32);
-    assert_eq!(query_ids(dir, "type:task"), vec!["t1".to_string()]);
-    assert_eq!(query_ids(dir, "type:task include:deleted").len(), 2);
+    assert_eq!(store_query_ids(dir, "type:task"), vec!["t1".to_string()]);
+    assert_eq!(store_query_ids(dir, "type:task include:deleted").len(), 2);
     let got: serde_json::Value =
         serde_json::from_str(&ok(dir, &["store", "get", "--json", &water])).unwrap();
     assert_eq!(got["status"], "deleted");
 
     ok(dir, &["store", "delete", "t1", "--trait", "task"]);
-    assert!(query_ids(dir, "*").is_empty());
+    assert!(store_query_ids(dir, "*").is_empty());
 
     let (clean, log) = daemon.stop();
     assert!(clean, "{log}");

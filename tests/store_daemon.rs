@@ -6,30 +6,12 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{cell_of, ok, Daemon};
-
-fn put(dir: &Path, args: &[&str]) -> String {
-    let mut all = vec!["store", "put"];
-    all.extend_from_slice(args);
-    ok(dir, &all).split_whitespace().next().unwrap().to_string()
-}
-
-fn query(dir: &Path, query: &str) -> Vec<String> {
-    let mut ids: Vec<String> = ok(dir, &["store", "query", "--json", query])
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v["id"].as_str().unwrap().to_string()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
+use support::{cell_of, ok, store_put, Daemon};
 
 fn wait_query(dir: &Path, q: &str, expected: &[String], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let found = query(dir, q);
+        let found = sorted_ids(dir, q);
         if found == expected {
             return;
         }
@@ -48,8 +30,8 @@ fn a_put_on_one_node_is_queryable_on_the_other() {
     let (nodes, _) = cell_of(tmp.path(), 2);
     let daemons: Vec<Daemon> = nodes.iter().map(|n| Daemon::start(&n.dir)).collect();
     daemons[0].wait_log("peer up: `n1`", Duration::from_secs(15));
-    let a = put(&nodes[0].dir, &["new", "note", "title=From the first node"]);
-    let b = put(
+    let a = store_put(&nodes[0].dir, &["new", "note", "title=From the first node"]);
+    let b = store_put(
         &nodes[1].dir,
         &["new", "note", "title=From the second node"],
     );
@@ -58,7 +40,7 @@ fn a_put_on_one_node_is_queryable_on_the_other() {
     for node in &nodes {
         wait_query(&node.dir, "type:note", &both, Duration::from_secs(20));
     }
-    assert_eq!(query(&nodes[1].dir, "first"), vec![a.clone()]);
+    assert_eq!(sorted_ids(&nodes[1].dir, "first"), vec![a.clone()]);
     ok(&nodes[1].dir, &["store", "delete", &a]);
     wait_query(&nodes[0].dir, "type:note", &[b], Duration::from_secs(20));
     for daemon in daemons {
@@ -75,7 +57,7 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
     let daemon = Daemon::start(dir);
     let ids: Vec<String> = (0..5)
         .map(|i| {
-            put(
+            store_put(
                 dir,
                 &[
                     "new",
@@ -91,7 +73,7 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
         dir,
         &["store", "query", "--json", "type:task sort:task.priority"],
     );
-    let high = query(dir, "priority:>=3");
+    let high = sorted_ids(dir, "priority:>=3");
     assert_eq!(high.len(), 2);
     let (clean, log) = daemon.stop();
     assert!(clean, "{log}");
@@ -126,12 +108,18 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
         ),
         before
     );
-    assert_eq!(query(dir, "priority:>=3"), high);
-    assert_eq!(query(dir, "type:task include:deleted").len(), 5);
+    assert_eq!(sorted_ids(dir, "priority:>=3"), high);
+    assert_eq!(sorted_ids(dir, "type:task include:deleted").len(), 5);
     let (clean, log) = daemon.stop();
     assert!(clean, "{log}");
     assert!(
         log.contains("rebuilding the entity index from the chain: no complete index"),
         "{log}"
     );
+}
+
+fn sorted_ids(dir: &Path, query: &str) -> Vec<String> {
+    let mut ids = support::store_query_ids(dir, query);
+    ids.sort();
+    ids
 }

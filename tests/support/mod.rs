@@ -247,3 +247,27 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// `exo store put ARGS`: asserts it printed an entity id and a 32-digit operation id;
+/// returns the entity id.
+pub fn store_put(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["store", "put"];
+    all.extend_from_slice(args);
+    let out = ok(dir, &all);
+    let mut words = out.split_whitespace();
+    let entity = words.next().unwrap().to_string();
+    let operation = words.next().unwrap();
+    assert_eq!(operation.len(), 32, "{out}");
+    entity
+}
+
+/// The ids `exo store query --json QUERY` returns, in result order.
+pub fn store_query_ids(dir: &Path, query: &str) -> Vec<String> {
+    ok(dir, &["store", "query", "--json", query])
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
