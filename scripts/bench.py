@@ -13,6 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_example  # noqa: E402
 from bench_transport import rows as transport_rows  # noqa: E402
 from bench_chain import rows as chain_rows  # noqa: E402
 from bench_store import rows as store_rows  # noqa: E402
@@ -90,11 +91,7 @@ def main():
     size = os.path.getsize(EXO)
     rows.append(("release binary size", f"{size / 1024 / 1024:.2f} MiB", f"{platform.machine()} target/release/exo", "-"))
 
-    header = ("figure", "value", "measured on", "ratio to baseline")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in [header]]
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines = bench_example.table(rows)
     cpu = platform.processor() or platform.machine()
     report = "\n".join([
         "# exo bench",

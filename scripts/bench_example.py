@@ -29,3 +29,15 @@ def run(name, env_var, build_command, quick=False):
     if done.returncode != 0:
         sys.exit(f"bench: {' '.join(args)} failed with status {done.returncode}: {done.stderr.strip()}")
     return json.loads(done.stdout)
+
+
+def table(rows):
+    """The rows as a Markdown table (figure, value, measured on, ratio to baseline)."""
+    header = ("figure", "value", "measured on", "ratio to baseline")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+
+    def line(r):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return [line(header), separator] + [line(r) for r in rows]

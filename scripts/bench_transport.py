@@ -90,11 +90,7 @@ def rows(quick=False, figures=None):
 
 
 def main():
-    table = rows(quick="--quick" in sys.argv)
-    header = ("figure", "value", "measured on", "ratio to baseline")
-    widths = [max(len(str(r[i])) for r in table + [header]) for i in range(4)]
-    for r in [header] + table:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    print("\n".join(bench_example.table(rows(quick="--quick" in sys.argv))))
 
 
 if __name__ == "__main__":

@@ -18,32 +18,7 @@ use exocore_protocol::message::{ErrorCode, Ping};
 use exocore_protocol::preamble::Preamble;
 use exocore_protocol::{session, wire};
 use futures_lite::{AsyncRead, AsyncWrite};
-use support::{add_client, cell_of, Daemon};
-
-struct Setup {
-    _tmp: tempfile::TempDir,
-    daemon: Daemon,
-    address: String,
-    node: PublicKey,
-    cell: PublicKey,
-    member: Keypair,
-}
-
-fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let (nodes, cell_id) = cell_of(tmp.path(), 1);
-    let member = Keypair::generate();
-    add_client(&nodes, &cell_id, "phone", &member.public().to_string());
-    let daemon = Daemon::start(&nodes[0].dir);
-    Setup {
-        address: nodes[0].address.clone(),
-        node: nodes[0].id.parse().unwrap(),
-        cell: cell_id.parse().unwrap(),
-        member,
-        daemon,
-        _tmp: tmp,
-    }
-}
+use support::{setup, Setup};
 
 impl Setup {
     /// A legitimate member can still ping: the daemon survived.

@@ -12,38 +12,10 @@ use std::time::{Duration, Instant};
 use exo::store::{Entry, Mutation, Query, Trait, Value};
 use exocore_protocol::client::{Client, ClientOptions, Subscription};
 use exocore_protocol::envelope::Service;
-use exocore_protocol::identity::{Keypair, PublicKey};
 use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use futures_lite::future;
-use support::{add_client, cell_of, ok, Daemon};
-
-struct Setup {
-    _tmp: tempfile::TempDir,
-    dir: std::path::PathBuf,
-    daemon: Daemon,
-    address: String,
-    node: PublicKey,
-    cell: PublicKey,
-    member: Keypair,
-}
-
-fn setup() -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let (nodes, cell_id) = cell_of(tmp.path(), 1);
-    let member = Keypair::generate();
-    add_client(&nodes, &cell_id, "phone", &member.public().to_string());
-    let daemon = Daemon::start(&nodes[0].dir);
-    Setup {
-        dir: nodes[0].dir.clone(),
-        address: nodes[0].address.clone(),
-        node: nodes[0].id.parse().unwrap(),
-        cell: cell_id.parse().unwrap(),
-        member,
-        daemon,
-        _tmp: tmp,
-    }
-}
+use support::{ok, setup, Setup};
 
 impl Setup {
     async fn client(&self, options: ClientOptions) -> Client {

@@ -271,3 +271,40 @@ pub fn store_query_ids(dir: &Path, query: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// One node in a one-node cell with its daemon running, and a client member (no roles) that
+/// may connect to it.
+pub struct Setup {
+    /// Keeps the node's files alive.
+    pub _tmp: tempfile::TempDir,
+    /// The node's directory.
+    pub dir: PathBuf,
+    /// The running daemon.
+    pub daemon: Daemon,
+    /// Where it listens.
+    pub address: String,
+    /// The node's key.
+    pub node: exocore_protocol::identity::PublicKey,
+    /// The cell's key.
+    pub cell: exocore_protocol::identity::PublicKey,
+    /// The client member's keypair.
+    pub member: exocore_protocol::identity::Keypair,
+}
+
+/// Starts a [`Setup`].
+pub fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, cell_id) = cell_of(tmp.path(), 1);
+    let member = exocore_protocol::identity::Keypair::generate();
+    add_client(&nodes, &cell_id, "phone", &member.public().to_string());
+    let daemon = Daemon::start(&nodes[0].dir);
+    Setup {
+        dir: nodes[0].dir.clone(),
+        address: nodes[0].address.clone(),
+        node: nodes[0].id.parse().unwrap(),
+        cell: cell_id.parse().unwrap(),
+        member,
+        daemon,
+        _tmp: tmp,
+    }
+}
