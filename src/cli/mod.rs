@@ -10,6 +10,7 @@ mod daemon;
 mod error;
 mod keys;
 mod local;
+pub mod members;
 mod node;
 mod ping;
 mod store;
