@@ -102,6 +102,7 @@ impl NodeDir {
             listen,
             addresses,
             chain: Default::default(),
+            store: Default::default(),
         };
         config.validate().map_err(|message| Error::Invalid {
             path: self.node_toml(),
