@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{cell_of, exo, ok, store_put, Daemon};
+use support::{cell_dir, cell_of, exo, ok, store_put, Daemon};
 
 fn wait_query(dir: &Path, q: &str, expected: &[String], timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -92,13 +92,7 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
     assert!(clean, "{log}");
 
     // The whole store folder deleted while stopped: rebuilt from the chain, same results.
-    let cell_dir = std::fs::read_dir(dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::remove_dir_all(cell_dir.join("store")).unwrap();
+    std::fs::remove_dir_all(cell_dir(dir).join("store")).unwrap();
     let daemon = Daemon::start(dir);
     daemon.wait_log("entity index built", Duration::from_secs(20));
     assert_eq!(
@@ -116,16 +110,6 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
         log.contains("rebuilding the entity index from the chain: no complete index"),
         "{log}"
     );
-}
-
-/// The cell folder of a one-cell node.
-fn cell_dir(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
 }
 
 /// Waits until no entity of the store is pending: every put is committed in a block.

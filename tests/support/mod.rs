@@ -107,12 +107,7 @@ pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
         nodes.push(TestNode { dir, address, id });
     }
     ok(&nodes[0].dir, &["cell", "init", "--name", "home"]);
-    let cell_dir = fs::read_dir(nodes[0].dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell_dir = cell_dir(&nodes[0].dir);
     let cell_id = cell_dir.file_name().unwrap().to_string_lossy().into_owned();
     let mut toml = fs::read_to_string(cell_dir.join("cell.toml")).unwrap();
     for (i, node) in nodes.iter().enumerate().skip(1) {
@@ -134,6 +129,16 @@ pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
         share_chain(&nodes);
     }
     (nodes, cell_id)
+}
+
+/// The folder of the only cell of the node in `dir`.
+pub fn cell_dir(dir: &Path) -> PathBuf {
+    fs::read_dir(dir.join("cells"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
 }
 
 /// Copies the chain (its genesis) of the first node to the others, as a user would with
