@@ -230,6 +230,70 @@ fn put_reads_the_json_object_from_a_file_or_standard_input() {
 }
 
 #[test]
+fn a_failed_version_check_is_a_conflict_with_exit_code_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = cell_of(tmp.path(), 1);
+    let dir = nodes[0].dir.as_path();
+    let daemon = Daemon::start(dir);
+    let get = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(dir, &["store", "get", "--json", id])).unwrap()
+    };
+    let title = |id: &str| get(id)["traits"][0]["fields"]["title"].clone();
+
+    let id = store_put(dir, &["new", "task", "--expect", "absent", "title=First"]);
+    let first = get(&id)["version"].as_str().unwrap().to_string();
+    // Based on the current version: written.
+    store_put(dir, &[&id, "task", "--expect", &first, "title=Second"]);
+    let second = get(&id)["version"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+
+    // Based on a version that is no longer current: a conflict, nothing written.
+    let line = fails(
+        dir,
+        &[
+            "store",
+            "put",
+            &id,
+            "task",
+            "--expect",
+            &first,
+            "title=Lost",
+        ],
+        3,
+    );
+    assert!(line.contains("check failed"), "{line}");
+    assert!(line.contains(&first) && line.contains(&second), "{line}");
+    let line = fails(dir, &["store", "delete", &id, "--expect", &first], 3);
+    assert!(line.contains("check failed"), "{line}");
+    let line = fails(
+        dir,
+        &[
+            "store",
+            "put",
+            &id,
+            "task",
+            "--expect",
+            "absent",
+            "title=Lost",
+        ],
+        3,
+    );
+    assert!(line.contains("expected to be absent"), "{line}");
+    assert_eq!(title(&id), "Second");
+    assert_eq!(get(&id)["version"], second.as_str());
+
+    // A malformed version is bad usage, not a conflict.
+    let line = fails(dir, &["store", "delete", &id, "--expect", "yesterday"], 2);
+    assert!(line.contains("--expect"), "{line}");
+    // The current version deletes; then the entity is absent again.
+    ok(dir, &["store", "delete", &id, "--expect", &second]);
+    store_put(dir, &[&id, "task", "--expect", "absent", "title=Again"]);
+    assert_eq!(title(&id), "Again");
+    let (clean, log) = daemon.stop();
+    assert!(clean, "{log}");
+}
+
+#[test]
 fn without_a_daemon_the_store_commands_say_so() {
     let tmp = tempfile::tempdir().unwrap();
     let (nodes, _) = cell_of(tmp.path(), 1);

@@ -19,7 +19,8 @@ use crate::chain::OperationId;
 use crate::config::{Cell, Node, NodeDir};
 use crate::store::value::{format_timestamp, generate_id, parse_timestamp};
 use crate::store::{
-    Entry, FieldKind, FieldSchema, Mutation, Query, Reference, Scalar, Schemas, Trait, Value,
+    Entry, Expected, FieldKind, FieldSchema, Mutation, Query, Reference, Scalar, Schemas, Trait,
+    Value,
 };
 
 /// The cell's entities: put, get, query and delete them through the running daemon.
@@ -51,6 +52,10 @@ struct PutCmd {
     /// the trait id (default: the trait type, one trait of each type per entity)
     #[argh(option, long = "trait")]
     trait_id: Option<String>,
+    /// only if the entity is at this version (as `exo store get` prints it), or `absent`
+    /// (no live trait); otherwise nothing is written and exo exits with code 3
+    #[argh(option)]
+    expect: Option<String>,
     /// the fields as a JSON object instead of FIELD=VALUE arguments: the object itself, `-`
     /// to read it from standard input, or `@PATH` to read it from a file
     #[argh(option)]
@@ -134,6 +139,10 @@ struct DeleteCmd {
     /// delete only this trait
     #[argh(option, long = "trait")]
     trait_id: Option<String>,
+    /// only if the entity is at this version (as `exo store get` prints it), or `absent`
+    /// (no live trait); otherwise nothing is written and exo exits with code 3
+    #[argh(option)]
+    expect: Option<String>,
     /// the entity id
     #[argh(positional)]
     entity: String,
@@ -196,14 +205,15 @@ impl StoreCmd {
             }
             StoreSub::Delete(cmd) => {
                 let cell = dir.select_cell(cmd.cell.as_deref())?;
-                let mutation = match cmd.trait_id {
+                let mut mutations = checked(&cmd.entity, cmd.expect.as_deref())?;
+                mutations.push(match cmd.trait_id {
                     Some(trait_id) => Mutation::DeleteTrait {
                         entity: cmd.entity,
                         trait_id,
                     },
                     None => Mutation::DeleteEntity { entity: cmd.entity },
-                };
-                let (_, operation) = mutate(&node, &cell, vec![mutation])?;
+                });
+                let (_, operation) = mutate(&node, &cell, mutations)?;
                 println!("{operation}");
                 Ok(())
             }
@@ -219,6 +229,27 @@ fn call(node: &Node, cell: &Cell, request: &StoreRequest) -> Result<StoreRespons
 
 fn unexpected(answer: StoreResponse) -> CliError {
     failed(format!("unexpected answer from the daemon: {answer:?}"))
+}
+
+/// The version check `--expect` asks for, as the first mutation of the request (none
+/// without it).
+fn checked(entity: &str, expect: Option<&str>) -> Result<Vec<Mutation>, CliError> {
+    let Some(text) = expect else {
+        return Ok(Vec::new());
+    };
+    let expected = match text {
+        "absent" => Expected::Absent,
+        version => Expected::Version(version.parse().map_err(|_| {
+            CliError::BadArgument(format!(
+                "--expect `{version}` is neither `absent` nor a version (32 hex digits, as \
+                 `exo store get` prints it)"
+            ))
+        })?),
+    };
+    Ok(vec![Mutation::Check {
+        entity: entity.to_string(),
+        expected,
+    }])
 }
 
 /// Sends mutations as one request; returns the entities touched and the operation id.
@@ -275,14 +306,12 @@ fn put(node: &Node, cell: &Cell, cmd: PutCmd) -> Result<(), CliError> {
     } else {
         cmd.entity
     };
-    let (_, operation) = mutate(
-        node,
-        cell,
-        vec![Mutation::PutTrait {
-            entity: entity.clone(),
-            value,
-        }],
-    )?;
+    let mut mutations = checked(&entity, cmd.expect.as_deref())?;
+    mutations.push(Mutation::PutTrait {
+        entity: entity.clone(),
+        value,
+    });
+    let (_, operation) = mutate(node, cell, mutations)?;
     println!("{entity} {operation}");
     Ok(())
 }

@@ -570,6 +570,10 @@ impl StoreService {
             .await?
             .map_err(|e| match e {
                 MutationError::Read(e) => internal(e),
+                e @ MutationError::CheckFailed { .. } => ErrorBody {
+                    code: ErrorCode::CONFLICT,
+                    message: e.to_string(),
+                },
                 e => bad(e.to_string()),
             })?;
         let operation = self.chain.append(plaintext.clone()).await.map_err(|e| {
