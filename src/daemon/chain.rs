@@ -44,12 +44,13 @@ pub enum ChainInput {
         /// The message (boxed: it is much larger than the other variant).
         message: Box<ChainMessage>,
     },
-    /// A new entry to write; answered once it is durable in the pending store.
+    /// New entries to write in one engine step (one durable write); answered once they are
+    /// durable in the pending store. Their operation ids follow their order.
     Append {
-        /// The entry's plaintext.
-        payload: Vec<u8>,
-        /// Where the operation id, or why not, goes.
-        reply: async_channel::Sender<Result<OperationId, String>>,
+        /// The entries' plaintexts.
+        payloads: Vec<Vec<u8>>,
+        /// Where each entry's operation id, or why not, goes (in order).
+        reply: async_channel::Sender<Vec<Result<OperationId, String>>>,
     },
 }
 
@@ -133,15 +134,30 @@ impl ChainService {
 
     /// Writes a new entry; returns its operation id once durable.
     pub async fn append(&self, payload: Vec<u8>) -> Result<OperationId, String> {
+        let mut results = self.append_all(vec![payload]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err("the chain service answered nothing".into()))
+    }
+
+    /// Writes new entries together (one durable write for all); returns each one's
+    /// operation id, in order, once durable.
+    pub async fn append_all(&self, payloads: Vec<Vec<u8>>) -> Vec<Result<OperationId, String>> {
+        let count = payloads.len();
+        let failed = |reason: &str| vec![Err(reason.to_string()); count];
         let (reply, answer) = async_channel::bounded(1);
-        self.inbox
-            .send(ChainInput::Append { payload, reply })
+        if self
+            .inbox
+            .send(ChainInput::Append { payloads, reply })
             .await
-            .map_err(|_| "the chain service is stopping".to_string())?;
+            .is_err()
+        {
+            return failed("the chain service is stopping");
+        }
         answer
             .recv()
             .await
-            .map_err(|_| "the chain service stopped".to_string())?
+            .unwrap_or_else(|_| failed("the chain service stopped"))
     }
 
     /// Stops the engine after its current step and waits for it: the store is closed after.
@@ -211,10 +227,9 @@ impl Context {
                     Some(Some(ChainInput::Message { from, message })) => {
                         engine = self.take_genesis(from, *message);
                     }
-                    Some(Some(ChainInput::Append { reply, .. })) => {
-                        let _ = reply.try_send(Err(
-                            "this node has no chain yet: it is fetching it from the other chain nodes".into(),
-                        ));
+                    Some(Some(ChainInput::Append { payloads, reply })) => {
+                        let reason = "this node has no chain yet: it is fetching it from the other chain nodes";
+                        let _ = reply.try_send(vec![Err(reason.into()); payloads.len()]);
                     }
                 }
                 continue;
@@ -228,9 +243,9 @@ impl Context {
                     let message = *message;
                     self.step(running, Input::Message { from, message });
                 }
-                Some(Some(ChainInput::Append { payload, reply })) => {
-                    let result = self.append(running, payload);
-                    let _ = reply.try_send(result);
+                Some(Some(ChainInput::Append { payloads, reply })) => {
+                    let results = self.append(running, payloads);
+                    let _ = reply.try_send(results);
                 }
             }
         }
@@ -300,38 +315,70 @@ impl Context {
         }
     }
 
-    fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {
-        let key = self
-            .entry_key
-            .as_ref()
-            .ok_or("this node does not hold the cell's secret: it cannot write entries")?;
-        let ids = self
+    /// Seals each payload in an entry operation and writes them all in one engine step.
+    fn append(
+        &mut self,
+        engine: &mut Engine,
+        payloads: Vec<Vec<u8>>,
+    ) -> Vec<Result<OperationId, String>> {
+        let count = payloads.len();
+        let all = |reason: String| vec![Err(reason); count];
+        let Some(key) = self.entry_key.as_ref() else {
+            return all(
+                "this node does not hold the cell's secret: it cannot write entries".into(),
+            );
+        };
+        let Ok(wanted) = u32::try_from(count) else {
+            return all("too many entries in one write".into());
+        };
+        let ids = match self
             .store
-            .next_operation_ids(&self.me.public(), now_us(), 1)
-            .map_err(|e| e.to_string())?;
-        let id = *ids.first().ok_or("no operation id issued")?;
-        let operation = Operation::new_entry(&self.cell, key, id, &self.me, &payload)
-            .map_err(|e| e.to_string())?;
-        let output = self
-            .step(
-                engine,
-                Input::Write {
-                    operations: vec![operation],
-                },
-            )
-            .ok_or("the write could not be made durable")?;
-        let added = output
+            .next_operation_ids(&self.me.public(), now_us(), wanted)
+        {
+            Ok(ids) if ids.len() == count => ids,
+            Ok(_) => return all("not enough operation ids issued".into()),
+            Err(e) => return all(e.to_string()),
+        };
+        let mut operations = Vec::with_capacity(count);
+        let mut results: Vec<Result<OperationId, String>> = Vec::with_capacity(count);
+        for (payload, id) in payloads.iter().zip(ids) {
+            match Operation::new_entry(&self.cell, key, id, &self.me, payload) {
+                Ok(operation) => {
+                    operations.push(operation);
+                    results.push(Ok(id));
+                }
+                Err(e) => results.push(Err(e.to_string())),
+            }
+        }
+        if operations.is_empty() {
+            return results;
+        }
+        let Some(output) = self.step(engine, Input::Write { operations }) else {
+            return all("the write could not be made durable".into());
+        };
+        let added: Vec<OperationId> = output
             .events
             .iter()
-            .any(|e| matches!(e, Event::OperationsAdded { ids, local: true } if ids.contains(&id)));
-        if added {
-            return Ok(id);
-        }
+            .filter_map(|e| match e {
+                Event::OperationsAdded { ids, local: true } => Some(ids.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         let reason = output.events.iter().find_map(|e| match e {
             Event::Rejected { peer: None, reason } => Some(reason.clone()),
             _ => None,
         });
-        Err(reason.unwrap_or_else(|| "the engine did not take the write".into()))
+        for result in &mut results {
+            if let Ok(id) = result {
+                if !added.contains(id) {
+                    *result = Err(reason
+                        .clone()
+                        .unwrap_or_else(|| "the engine did not take the write".into()));
+                }
+            }
+        }
+        results
     }
 
     /// One engine step: decide, make durable, then send and log. `None` if the writes could
