@@ -334,11 +334,33 @@ fn take_feed(
     );
     match batch {
         Feed::Operations {
-            operations,
-            through,
+            mut operations,
+            mut through,
         } => {
+            // The batches that queued up behind this one (the index was busy) are folded in
+            // the same commit; one of another kind is taken after.
+            let mut after = None;
+            while operations.len() < FEED_CHUNK_OPERATIONS {
+                match feed.try_recv() {
+                    Ok(Feed::Operations {
+                        operations: more,
+                        through: to,
+                    }) => {
+                        operations.extend(more);
+                        through = to.or(through);
+                    }
+                    Ok(other) => {
+                        after = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
             if let Err(e) = index.apply_through(operations, through) {
                 error!("cell `{cell}`: cannot update the entity index: {e}");
+            }
+            if let Some(other) = after {
+                return take_feed(cell, index, feed, other);
             }
         }
         Feed::Replay {
