@@ -2,6 +2,8 @@
 //! daemons, and lay out multi-node cells on loopback ports.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod proxy;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
