@@ -306,3 +306,66 @@ fn a_partitioned_node_keeps_writing_and_everything_converges_after_healing() {
         ok(&node.dir, &["cell", "chain", "check"]);
     }
 }
+
+fn status(dir: &Path) -> serde_json::Value {
+    let list: serde_json::Value = serde_json::from_str(&ok(dir, &["status", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    list[0].clone()
+}
+
+#[test]
+fn status_reports_roles_chain_peers_and_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = cell_of(tmp.path(), 2);
+    // Without a daemon: the files speak.
+    let offline = status(&nodes[0].dir);
+    assert_eq!(offline["daemon"], "not running", "{offline}");
+    assert_eq!(offline["chain"]["height"], 0, "{offline}");
+    assert_eq!(
+        offline["roles"],
+        serde_json::json!(["chain", "store", "app-host"])
+    );
+    let text = ok(&nodes[0].dir, &["status"]);
+    assert!(text.contains("daemon  not running"), "{text}");
+
+    let mut daemons = start_all(&nodes);
+    let entity = store_put(&nodes[0].dir, &["new", "task", "title=status"]);
+    wait_everywhere(
+        &nodes,
+        "type:task",
+        &BTreeSet::from([entity]),
+        Duration::from_secs(30),
+    );
+    let height = wait_committed_alike(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(30));
+    let live = status(&nodes[0].dir);
+    assert_eq!(live["daemon"], "running", "{live}");
+    assert_eq!(live["chain"]["state"], "running", "{live}");
+    assert_eq!(live["chain"]["height"], height, "{live}");
+    assert_eq!(live["chain"]["quorum"], 2, "{live}");
+    assert_eq!(live["store"]["state"], "ready", "{live}");
+    assert_eq!(live["store"]["entities"], 1, "{live}");
+    let peer = &live["peers"][0];
+    assert_eq!(peer["name"], "n1", "{live}");
+    assert_eq!(peer["id"], nodes[1].id.as_str(), "{live}");
+    assert_eq!(peer["connected"], true, "{live}");
+    assert!(peer["last_seen_us"].as_u64().is_some(), "{live}");
+    // The peer's announced height catches up with ours (it is broadcast periodically).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(&nodes[0].dir)["peers"][0]["height"] != height {
+        assert!(Instant::now() < deadline, "{}", status(&nodes[0].dir));
+        thread::sleep(Duration::from_millis(200));
+    }
+    let text = ok(&nodes[0].dir, &["status"]);
+    assert!(text.contains("store   ready, 1 entities"), "{text}");
+    assert!(text.contains(" n1 ") && text.contains(" up "), "{text}");
+
+    // The other node stops: it is reported down, with when it was last seen and why.
+    let (clean, log) = daemons.pop().unwrap().stop();
+    assert!(clean, "{log}");
+    daemons[0].wait_log("peer down: `n1`", Duration::from_secs(20));
+    let live = status(&nodes[0].dir);
+    let peer = &live["peers"][0];
+    assert_eq!(peer["connected"], false, "{live}");
+    assert!(peer["last_seen_us"].as_u64().is_some(), "{live}");
+    assert!(!peer["error"].as_str().unwrap().is_empty(), "{live}");
+}

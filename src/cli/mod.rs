@@ -13,6 +13,7 @@ mod local;
 pub mod members;
 mod node;
 mod ping;
+mod status;
 mod store;
 mod table;
 
@@ -49,6 +50,7 @@ enum Command {
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
+    Status(status::StatusCmd),
 }
 
 /// Print the version of this binary.
@@ -114,6 +116,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Cell(cmd) => cmd.run(&dir),
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
+        Command::Status(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
     }
 }

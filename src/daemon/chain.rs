@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_io::Timer;
+use exocore_protocol::admin::ChainStatus;
 use exocore_protocol::envelope::Service;
 use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
@@ -50,6 +51,19 @@ pub enum ChainInput {
         /// Where the operation id, or why not, goes.
         reply: async_channel::Sender<Result<OperationId, String>>,
     },
+    /// A report of the chain's state, for `exo status`.
+    Status {
+        /// Where the report goes.
+        reply: async_channel::Sender<ChainReport>,
+    },
+}
+
+/// The chain's state on this node, and the heights other chain nodes announced.
+pub struct ChainReport {
+    /// For the Status answer.
+    pub status: ChainStatus,
+    /// Height each peer last announced.
+    pub peer_heights: Vec<(PublicKey, u64)>,
 }
 
 /// The running chain service of a cell.
@@ -143,6 +157,13 @@ impl ChainService {
             .map_err(|_| "the chain service stopped".to_string())?
     }
 
+    /// The chain's state, or `None` if the chain thread is not running.
+    pub async fn status(&self) -> Option<ChainReport> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox.send(ChainInput::Status { reply }).await.ok()?;
+        answer.recv().await.ok()
+    }
+
     /// Stops the engine after its current step and waits for it: the store is closed after.
     pub fn stop(&self) {
         self.inbox.close();
@@ -215,6 +236,9 @@ impl Context {
                             "this node has no chain yet: it is fetching it from the other chain nodes".into(),
                         ));
                     }
+                    Some(Some(ChainInput::Status { reply })) => {
+                        let _ = reply.try_send(self.report(None));
+                    }
                 }
                 continue;
             };
@@ -231,6 +255,9 @@ impl Context {
                     let result = self.append(running, payload);
                     let _ = reply.try_send(result);
                 }
+                Some(Some(ChainInput::Status { reply })) => {
+                    let _ = reply.try_send(self.report(Some(running)));
+                }
             }
         }
         let height = engine.map(|e| e.tip().height.to_string());
@@ -239,6 +266,38 @@ impl Context {
             self.cell_name,
             height.as_deref().unwrap_or("none")
         );
+    }
+
+    /// The chain's state for `exo status`; `engine` is `None` while the genesis is fetched.
+    fn report(&self, engine: Option<&Engine>) -> ChainReport {
+        let size_bytes = self.store.disk_size_bytes().unwrap_or(0);
+        let membership = engine.map(Engine::membership).unwrap_or(&self.membership);
+        let mut status = ChainStatus {
+            state: "fetching the genesis from the other chain nodes".into(),
+            height: 0,
+            last_block: [0; 32],
+            last_block_time_us: 0,
+            pending_operations: 0,
+            size_bytes,
+            chain_nodes: membership.chain_nodes().len() as u32,
+            quorum: membership.quorum() as u32,
+        };
+        let Some(engine) = engine else {
+            return ChainReport {
+                status,
+                peer_heights: Vec::new(),
+            };
+        };
+        let tip = engine.tip();
+        status.state = "running".into();
+        status.height = tip.height;
+        status.last_block = tip.hash();
+        status.last_block_time_us = tip.time_us;
+        status.pending_operations = engine.pending_count() as u64;
+        ChainReport {
+            status,
+            peer_heights: engine.peer_heights(),
+        }
     }
 
     /// Without a chain: asks every other chain node for the genesis, once a second

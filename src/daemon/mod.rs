@@ -3,6 +3,7 @@
 
 mod chain;
 mod services;
+mod status;
 mod store;
 
 use std::fmt;
@@ -122,8 +123,13 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         info!("cell `{}`: roles {}", cell.config.name, roles.join(", "));
     }
     let cell_nets = cells.iter().map(|cell| cell_net(&node, cell)).collect();
-    let services = Arc::new(NodeServices::default());
+    let roles = cells
+        .iter()
+        .map(|cell| (cell.config.id, cell.roles_of(&node.config.id)))
+        .collect();
+    let services = Arc::new(NodeServices::new(roles));
     let network = Network::new(node.keypair.clone(), cell_nets, services.clone());
+    services.set_network(network.clone());
     let listen = node.config.listen;
     smol::block_on(async {
         use async_signal::{Signal, Signals};

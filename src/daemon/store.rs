@@ -505,6 +505,17 @@ impl StoreService {
         Ok(results_response(&results))
     }
 
+    /// How many live entities the index holds, once it has folded what the chain fed it.
+    pub async fn entity_count(&self) -> Result<u64, ErrorBody> {
+        let mut query = Query::new(crate::store::query::Predicate::All);
+        query.limit = 1;
+        let results = self
+            .call(|reply| Request::Query { query, reply })
+            .await?
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(results.total)
+    }
+
     /// Takes a Store Subscribe (its payload): a `Watch` is registered on the index thread,
     /// which pushes its results into `sink`; the answer is an empty Response.
     pub async fn subscribe(&self, payload: &[u8], sink: EventSink) -> Answer {

@@ -283,6 +283,11 @@ impl Engine {
         &self.tip
     }
 
+    /// The membership the engine applies.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
     /// Number of pending operations.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
