@@ -126,6 +126,13 @@ impl ChainService {
         })
     }
 
+    /// Whether the engine's thread still runs (it ends on [`ChainService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Hands a message from a peer to the engine; dropped if the engine is behind (the
     /// replication protocol resends what matters).
     pub fn deliver(&self, from: PublicKey, message: ChainMessage) {
@@ -359,6 +366,7 @@ impl Context {
     }
 
     fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {
+        super::failpoint::trigger("chain-append");
         let key = self
             .entry_key
             .as_ref()

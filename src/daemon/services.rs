@@ -2,7 +2,7 @@
 //! (cell, service) to the chain and store services of the node's cells.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use exocore_protocol::admin::{AdminRequest, AdminResponse};
 use exocore_protocol::envelope::Service;
@@ -23,8 +23,8 @@ use crate::net::{AnswerFuture, EventSink, Incoming, Network, Services};
 /// Routes to the services of every cell; filled once they started (the network must exist
 /// before them, since they send through it).
 pub struct NodeServices {
-    chains: OnceLock<HashMap<PublicKey, Arc<ChainService>>>,
-    stores: OnceLock<HashMap<PublicKey, Arc<StoreService>>>,
+    chains: RwLock<HashMap<PublicKey, Arc<ChainService>>>,
+    stores: RwLock<HashMap<PublicKey, Arc<StoreService>>>,
     network: OnceLock<Network>,
     /// This node's roles, by cell.
     roles: HashMap<PublicKey, Vec<Role>>,
@@ -35,8 +35,8 @@ impl NodeServices {
     /// Routes for cells where this node has `roles`.
     pub fn new(roles: HashMap<PublicKey, Vec<Role>>) -> NodeServices {
         NodeServices {
-            chains: OnceLock::new(),
-            stores: OnceLock::new(),
+            chains: RwLock::default(),
+            stores: RwLock::default(),
             network: OnceLock::new(),
             roles,
             started: Instant::now(),
@@ -48,22 +48,33 @@ impl NodeServices {
         let _ = self.network.set(network);
     }
 
-    /// Installs the chain services, by cell.
-    pub fn set_chains(&self, chains: HashMap<PublicKey, Arc<ChainService>>) {
-        let _ = self.chains.set(chains);
-    }
-
-    /// Installs the store services, by cell.
-    pub fn set_stores(&self, stores: HashMap<PublicKey, Arc<StoreService>>) {
-        let _ = self.stores.set(stores);
+    /// Routes `cell`'s requests to these services (replacing earlier ones); `None` removes.
+    pub fn install(
+        &self,
+        cell: PublicKey,
+        chain: Option<Arc<ChainService>>,
+        store: Option<Arc<StoreService>>,
+    ) {
+        let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
+        match chain {
+            Some(chain) => chains.insert(cell, chain),
+            None => chains.remove(&cell),
+        };
+        let mut stores = self.stores.write().unwrap_or_else(|p| p.into_inner());
+        match store {
+            Some(store) => stores.insert(cell, store),
+            None => stores.remove(&cell),
+        };
     }
 
     fn store(&self, cell: &PublicKey) -> Option<Arc<StoreService>> {
-        self.stores.get()?.get(cell).cloned()
+        let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
+        stores.get(cell).cloned()
     }
 
     fn chain(&self, cell: &PublicKey) -> Option<Arc<ChainService>> {
-        self.chains.get()?.get(cell).cloned()
+        let chains = self.chains.read().unwrap_or_else(|p| p.into_inner());
+        chains.get(cell).cloned()
     }
 }
 

@@ -542,6 +542,13 @@ impl StoreService {
         Ok(Vec::new())
     }
 
+    /// Whether the index thread still runs (it ends on [`StoreService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Closes the index after the requests already queued, and waits for its thread.
     pub fn stop(&self) {
         self.requests.close();
