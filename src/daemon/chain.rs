@@ -17,7 +17,7 @@ use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
-use super::store::{Feed, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
+use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
 use crate::chain::{
     chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
     BLOCK_SIZE_BYTES_MAX,
@@ -26,6 +26,7 @@ use crate::clock::now_us;
 use crate::config::{Cell, Node};
 use crate::engine::{self, ChainMessage, Engine, Event, Input, Output};
 use crate::net::Network;
+use crate::store::Checkpoint;
 
 /// How often the engine gets a tick: its timers (proposals, resends, rounds) are multiples.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -222,8 +223,8 @@ impl Context {
     fn run(mut self, engine: Option<Engine>, inbox: async_channel::Receiver<ChainInput>) {
         let mut engine = engine;
         let mut asked_at: Option<std::time::Instant> = None;
-        if let Some(rebuild) = self.feed.as_ref().map(|f| f.rebuild) {
-            self.replay(rebuild);
+        if let Some(start) = self.feed.as_ref().map(|f| f.start) {
+            self.replay(start);
         }
         loop {
             let next =
@@ -460,13 +461,24 @@ impl Context {
     fn forward(&self, output: &Output) {
         let Some(feed) = &self.feed else { return };
         let mut batch = Vec::new();
+        let mut through = None;
         for event in &output.events {
             let ids = match event {
                 Event::OperationsAdded { ids, .. } => ids,
-                Event::BlockCommitted { operations, .. } => operations,
+                Event::BlockCommitted {
+                    height,
+                    hash,
+                    operations,
+                } => {
+                    through = Some(Checkpoint {
+                        height: *height,
+                        hash: *hash,
+                    });
+                    operations
+                }
                 Event::ChainTruncated { .. } => {
                     // Operations went back to pending: fold everything again.
-                    self.replay(true);
+                    self.replay(FeedStart::Rebuild);
                     return;
                 }
                 _ => continue,
@@ -485,26 +497,88 @@ impl Context {
                 }
             }
         }
-        if !batch.is_empty() && feed.sender.send_blocking(Feed::Operations(batch)).is_err() {
+        if batch.is_empty() && through.is_none() {
+            return;
+        }
+        let batch = Feed::Operations {
+            operations: batch,
+            through,
+        };
+        if feed.sender.send_blocking(batch).is_err() {
             debug!("cell `{}`: the entity index is closed", self.cell_name);
         }
     }
 
-    /// Sends every operation, committed then pending, to the entity index in chunks.
-    fn replay(&self, rebuild: bool) {
+    /// Where a replay starts: `(rebuild, first height)`. A checkpoint that does not match the
+    /// chain (its block was replaced by fork recovery, or the index belongs to another
+    /// chain) makes it a rebuild.
+    fn replay_from(&self, start: FeedStart) -> (bool, u64) {
+        let cell = &self.cell_name;
+        match start {
+            FeedStart::Rebuild => (true, 0),
+            FeedStart::After(None) => (false, 0),
+            FeedStart::After(Some(checkpoint)) => {
+                match self.store.get_header(checkpoint.height) {
+                    Ok(Some(header)) if header.hash() == checkpoint.hash => {
+                        (false, checkpoint.height + 1)
+                    }
+                    Ok(_) => {
+                        warn!(
+                        "cell `{cell}`: the entity index does not match the chain at height {}: \
+                         rebuilding it",
+                        checkpoint.height
+                    );
+                        (true, 0)
+                    }
+                    Err(err) => {
+                        error!("cell `{cell}`: cannot read the chain: {err}; rebuilding the entity index");
+                        (true, 0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the operations the entity index lacks in chunks: the committed ones from the
+    /// block after its checkpoint (every block for a rebuild), then every pending one
+    /// (applying is idempotent).
+    fn replay(&self, start: FeedStart) {
         let Some(feed) = &self.feed else { return };
-        let send = |operations: Vec<Plain>, last: bool| {
+        let (rebuild, from) = self.replay_from(start);
+        let tip = self.store.height().ok().flatten();
+        let blocks = tip.map_or(0, |tip| (tip + 1).saturating_sub(from));
+        let pending = self.store.pending_count().unwrap_or(0);
+        let cell = &self.cell_name;
+        match (rebuild, from) {
+            (true, _) => info!(
+                "cell `{cell}`: rebuilding the entity index: replaying {blocks} block(s) and \
+                 {pending} pending operation(s)"
+            ),
+            (false, 0) => info!(
+                "cell `{cell}`: entity index has no chain checkpoint, replaying {blocks} \
+                 block(s) and {pending} pending operation(s)"
+            ),
+            (false, from) => info!(
+                "cell `{cell}`: entity index at height {}, replaying {blocks} block(s) and \
+                 {pending} pending operation(s)",
+                from - 1
+            ),
+        }
+        // The last block read: a later start skips it and those before.
+        let mut through = None;
+        let send = |operations: Vec<Plain>, through: Option<Checkpoint>, last: bool| {
             feed.sender
                 .send_blocking(Feed::Replay {
                     rebuild,
                     operations,
+                    through,
                     last,
                 })
                 .is_ok()
         };
         let mut chunk = Vec::new();
         let result: Result<(), crate::chain::StoreError> = (|| {
-            let mut next = 0u64;
+            let mut next = from;
             loop {
                 let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
                 let Some(last) = blocks.last() else { break };
@@ -513,8 +587,13 @@ impl Context {
                     for op in &block.operations {
                         chunk.extend(self.plain(op, true));
                     }
+                    through = Some(Checkpoint {
+                        height: block.height(),
+                        hash: block.hash(),
+                    });
                 }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS && !send(std::mem::take(&mut chunk), false)
+                if chunk.len() >= FEED_CHUNK_OPERATIONS
+                    && !send(std::mem::take(&mut chunk), through, false)
                 {
                     return Ok(());
                 }
@@ -528,7 +607,8 @@ impl Context {
                 for op in &page {
                     chunk.extend(self.plain(op, false));
                 }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS && !send(std::mem::take(&mut chunk), false)
+                if chunk.len() >= FEED_CHUNK_OPERATIONS
+                    && !send(std::mem::take(&mut chunk), through, false)
                 {
                     return Ok(());
                 }
@@ -545,7 +625,7 @@ impl Context {
             );
         }
         // Always end the replay, so a rebuild completes with what could be read.
-        send(chunk, true);
+        send(chunk, through, true);
     }
 
     fn log(&self, event: &Event) {
