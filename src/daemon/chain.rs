@@ -89,7 +89,7 @@ impl ChainService {
             cell: cell.config.id,
             cell_name: cell.config.name.clone(),
             me: node.keypair.clone(),
-            membership: Membership::from_config(&cell.config),
+            membership: Membership::initial(&cell.config),
             entry_key: cell.keypair.as_ref().map(EntryKey::from_cell_keypair),
             store,
             network,
@@ -647,6 +647,18 @@ impl Context {
             Event::Rejected { peer: None, reason } => warn!("cell `{cell}`: refused a local write: {reason}"),
             Event::StorageError { reason } => error!("cell `{cell}`: chain storage: {reason}"),
             Event::RoundChanged { height, round } => debug!("cell `{cell}`: height {height} round {round}"),
+            Event::MembershipChanged { height, change, dropped } => {
+                let members = Membership::from_document(&change.document);
+                info!(
+                    "cell `{cell}`: membership version {} committed at height {height}: {} member(s), {} chain node(s), quorum {} from height {}{}",
+                    members.version(),
+                    members.members().len(),
+                    members.chain_nodes().len(),
+                    members.quorum(),
+                    height + 1,
+                    if dropped.is_empty() { String::new() } else { format!("; {} pending operation(s) of removed nodes dropped", dropped.len()) }
+                )
+            }
             Event::OperationsAdded { ids, local } => debug!("cell `{cell}`: {} operation(s) pending (local: {local})", ids.len()),
         }
     }
