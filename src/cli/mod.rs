@@ -7,7 +7,9 @@ mod cell;
 mod chain;
 mod config;
 mod daemon;
+mod discovery;
 mod error;
+mod join;
 mod keys;
 mod local;
 pub mod members;
@@ -49,6 +51,7 @@ enum Command {
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
+    Discovery(discovery::DiscoveryCmd),
 }
 
 /// Print the version of this binary.
@@ -115,6 +118,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
+        Command::Discovery(cmd) => cmd.run(),
     }
 }
 
