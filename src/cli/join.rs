@@ -186,10 +186,7 @@ async fn join_by_pin(
     })?;
     eprintln!("a member connected; checking the PIN...");
     let mut joiner = Joiner::new(pin, request);
-    server
-        .relay(joiner.start(OsRng).map_err(failed)?)
-        .await
-        .map_err(failed)?;
+    relay(&mut server, joiner.start(OsRng).map_err(failed)?).await;
     loop {
         let bytes = server.receive(None).await.map_err(|e| match e {
             ClientError::PeerLeft => {
@@ -199,7 +196,7 @@ async fn join_by_pin(
         })?;
         let step = joiner.receive(&bytes).map_err(joiner_error)?;
         for message in step.send {
-            server.relay(message).await.map_err(failed)?;
+            relay(&mut server, message).await;
         }
         match step.event {
             None => {}
@@ -225,23 +222,22 @@ async fn join_by_pin(
                         }
                     });
                 if let Err(err) = installable {
-                    let _ = server
-                        .relay(joiner.refuse(&err.to_string()).map_err(failed)?)
-                        .await;
+                    relay(
+                        &mut server,
+                        joiner.refuse(&err.to_string()).map_err(failed)?,
+                    )
+                    .await;
                     return Err(err);
                 }
                 eprintln!("member `{member}` accepted; joining cell `{cell_name}`...");
-                server
-                    .relay(joiner.ready().map_err(failed)?)
-                    .await
-                    .map_err(failed)?;
+                relay(&mut server, joiner.ready().map_err(failed)?).await;
             }
             Some(JoinerEvent::Answer(answer)) => match install(dir, node, &answer) {
                 Ok(cell) => {
                     // The member learns we installed it; if that message is lost, the cell is
                     // installed all the same.
                     if let Ok(done) = joiner.installed() {
-                        let _ = server.relay(done).await;
+                        relay(&mut server, done).await;
                     }
                     print_joined(node, &cell);
                     return Ok(());
@@ -250,13 +246,19 @@ async fn join_by_pin(
                     if let Ok(refusal) = joiner.refuse(&format!(
                         "the joining node could not install the cell: {err}"
                     )) {
-                        let _ = server.relay(refusal).await;
+                        relay(&mut server, refusal).await;
                     }
                     return Err(err);
                 }
             },
         }
     }
+}
+
+/// Relays `message`. A failed write is not reported here: the next read fails too, and says
+/// why (the other party left, the PIN expired...).
+async fn relay(server: &mut Rendezvous, message: Vec<u8>) {
+    let _ = server.relay(message).await;
 }
 
 fn joiner_error(err: JoinError) -> CliError {
@@ -434,10 +436,7 @@ async fn add_by_pin(
     let mut server = Rendezvous::connect(address).await.map_err(failed)?;
     server.claim(pin.slot).await.map_err(failed)?;
     let mut member = Member::new(pin);
-    server
-        .relay(member.start(OsRng).map_err(failed)?)
-        .await
-        .map_err(failed)?;
+    relay(&mut server, member.start(OsRng).map_err(failed)?).await;
     let mut request = None;
     let mut admitted = false;
     loop {
@@ -475,7 +474,7 @@ async fn add_by_pin(
             other => failed(format!("{other}; cell `{}` is unchanged", cell.config.name)),
         })?;
         for message in step.send {
-            server.relay(message).await.map_err(failed)?;
+            relay(&mut server, message).await;
         }
         match step.event {
             None => {}
@@ -485,21 +484,20 @@ async fn add_by_pin(
                 let decision = smol::unblock(move || confirm(&cell_copy, &shown, yes)).await;
                 if let Err(reason) = decision {
                     if let Ok(refusal) = member.refuse(&reason) {
-                        let _ = server.relay(refusal).await;
+                        relay(&mut server, refusal).await;
                     }
                     return Err(failed(format!(
                         "not admitted: {reason}; cell `{}` is unchanged",
                         cell.config.name
                     )));
                 }
-                server
-                    .relay(
-                        member
-                            .offer(cell.config.id, &cell.config.name, &node.config.name)
-                            .map_err(failed)?,
-                    )
-                    .await
-                    .map_err(failed)?;
+                relay(
+                    &mut server,
+                    member
+                        .offer(cell.config.id, &cell.config.name, &node.config.name)
+                        .map_err(failed)?,
+                )
+                .await;
                 request = Some(*asked);
             }
             Some(MemberEvent::Ready) => {
@@ -510,16 +508,13 @@ async fn add_by_pin(
                     Ok(answer) => answer,
                     Err(err) => {
                         if let Ok(refusal) = member.refuse(&err.to_string()) {
-                            let _ = server.relay(refusal).await;
+                            relay(&mut server, refusal).await;
                         }
                         return Err(err);
                     }
                 };
                 admitted = true;
-                server
-                    .relay(member.answer(answer).map_err(failed)?)
-                    .await
-                    .map_err(failed)?;
+                relay(&mut server, member.answer(answer).map_err(failed)?).await;
             }
             Some(MemberEvent::Installed) => {
                 let asked = request
