@@ -7,7 +7,9 @@ mod cell;
 mod chain;
 mod config;
 mod daemon;
+mod discovery;
 mod error;
+mod join;
 mod keys;
 mod local;
 pub mod members;
@@ -51,6 +53,7 @@ enum Command {
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
     Status(status::StatusCmd),
+    Discovery(discovery::DiscoveryCmd),
 }
 
 /// Print the version of this binary.
@@ -118,6 +121,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Daemon(cmd) => cmd.run(&dir),
         Command::Status(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
+        Command::Discovery(cmd) => cmd.run(),
     }
 }
 
