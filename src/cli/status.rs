@@ -8,7 +8,7 @@ use exocore_protocol::identity::PublicKey;
 use serde_json::json;
 
 use super::{local, table, CliError};
-use crate::chain::{hex, Membership};
+use crate::chain::{hex, Membership, MembershipDocument};
 use crate::config::{Cell, Node, NodeDir};
 
 /// Show each cell's state on this node: roles, chain height and size, pending operations,
@@ -100,7 +100,11 @@ fn offline_chain(node: &Node, cell: &Cell) -> Option<ChainStatus> {
     {
         return None;
     }
-    let membership = Membership::from_config(&cell.config);
+    // cell.toml follows every committed change: it is the membership in force.
+    let membership = Membership::from_document(&MembershipDocument::from_config(
+        &cell.config,
+        cell.config.version,
+    ));
     let mut status = ChainStatus {
         state: "stopped (no daemon)".into(),
         height: 0,
