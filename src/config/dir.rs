@@ -103,6 +103,7 @@ impl NodeDir {
             addresses,
             discovery: None,
             chain: Default::default(),
+            store: Default::default(),
         };
         config.validate().map_err(|message| Error::Invalid {
             path: self.node_toml(),

@@ -79,7 +79,11 @@ pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
 /// Opens the entity index of a cell where the node has the store role, if it can serve it:
 /// it needs the chain role (the index is fed by the local chain) and the cell's secret (to
 /// read entries). Otherwise logs why and returns `None`.
-fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::StoreFeed)> {
+fn start_store(
+    node: &Node,
+    cell: &Cell,
+    has_chain: bool,
+) -> Option<(StoreThread, store::StoreFeed)> {
     let name = &cell.config.name;
     if !has_chain {
         error!(
@@ -95,7 +99,7 @@ fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::Stor
         );
         return None;
     }
-    match StoreThread::start(cell) {
+    match StoreThread::start(cell, node.config.store.retention_us()) {
         Ok(started) => Some(started),
         Err(message) => {
             error!("{message}");

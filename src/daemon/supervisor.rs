@@ -39,7 +39,7 @@ impl CellRun {
     fn start(node: &Node, cell: &Cell, network: &Network) -> CellRun {
         let roles = cell.roles_of(&node.config.id);
         let store = if roles.contains(&Role::Store) {
-            super::start_store(cell, roles.contains(&Role::Chain))
+            super::start_store(node, cell, roles.contains(&Role::Chain))
         } else {
             None
         };
