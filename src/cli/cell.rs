@@ -88,6 +88,9 @@ struct NodeCmd {
 #[argh(subcommand)]
 enum NodeSub {
     List(NodeListCmd),
+    Add(super::members::AddCmd),
+    Remove(super::members::RemoveCmd),
+    Roles(super::members::RolesCmd),
 }
 
 /// List a cell's nodes and their roles.
@@ -108,9 +111,12 @@ impl CellCmd {
             CellSub::Init(cmd) => cmd.run(dir),
             CellSub::List(cmd) => cmd.run(dir),
             CellSub::Print(cmd) => cmd.run(dir),
-            CellSub::Node(NodeCmd {
-                command: NodeSub::List(cmd),
-            }) => cmd.run(dir),
+            CellSub::Node(NodeCmd { command }) => match command {
+                NodeSub::List(cmd) => cmd.run(dir),
+                NodeSub::Add(cmd) => cmd.run(dir),
+                NodeSub::Remove(cmd) => cmd.run(dir),
+                NodeSub::Roles(cmd) => cmd.run(dir),
+            },
             CellSub::Chain(cmd) => cmd.run(dir),
             CellSub::Ping(cmd) => {
                 let node = dir.load_node()?;

@@ -2,6 +2,7 @@
 //! every cell where the node has the chain role, and stops cleanly on SIGINT or SIGTERM.
 
 mod chain;
+mod members;
 mod services;
 mod store;
 
@@ -13,7 +14,7 @@ use tracing::{error, info};
 
 use crate::config::Role;
 use crate::config::{self, Cell, Node, NodeDir};
-use crate::net::{CellNet, Network, PeerNode};
+use crate::net::{CellNet, Network};
 
 use chain::ChainService;
 use services::NodeServices;
@@ -53,26 +54,7 @@ impl From<config::Error> for Error {
 
 /// What the network needs to know of a cell: its members, and the other nodes with a role.
 pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
-    let me = node.config.id;
-    let nodes = &cell.config.nodes;
-    CellNet {
-        id: cell.config.id,
-        name: cell.config.name.clone(),
-        members: nodes.iter().map(|n| n.id).collect(),
-        peers: nodes
-            .iter()
-            .filter(|n| n.id != me && !n.roles.is_empty())
-            .map(|n| PeerNode {
-                id: n.id,
-                name: n.name.clone(),
-                addresses: n.addresses.clone(),
-            })
-            .collect(),
-        dialable: cell
-            .config
-            .node(&me)
-            .is_some_and(|n| !n.addresses.is_empty()),
-    }
+    members::cell_net(&node.config.id, &cell.config)
 }
 
 /// Opens the entity index of a cell where the node has the store role, if it can serve it:
@@ -106,7 +88,18 @@ fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::Stor
 /// Runs the node in `dir` until SIGINT or SIGTERM.
 pub fn run(dir: &NodeDir) -> Result<(), Error> {
     let node = dir.load_node()?;
-    let cells = dir.cells()?;
+    let mut cells = dir.cells()?;
+    // A cell that no longer lists this node removed it (this node learned it from the chain).
+    cells.retain(|cell| {
+        let listed = cell.config.node(&node.config.id).is_some();
+        if !listed {
+            error!(
+                "cell `{}`: this node is not a member (it was removed from the cell): not serving it",
+                cell.config.name
+            );
+        }
+        listed
+    });
     info!(
         "node `{}` ({}) starting with {} cell(s)",
         node.config.name,
@@ -154,7 +147,7 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
                     None => (None, None),
                 };
                 // One cell's broken or missing chain must not take the others down.
-                match ChainService::start(&node, cell, network.clone(), feed) {
+                match ChainService::start(dir, &node, cell, network.clone(), feed) {
                     Ok(service) => {
                         let service = Arc::new(service);
                         if let Some(thread) = thread {

@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::chain::ChainService;
 use super::store::StoreService;
+use crate::chain::SignedMembership;
 use crate::engine::ChainMessage;
 use crate::net::{AnswerFuture, EventSink, Incoming, Services};
 
@@ -89,6 +90,31 @@ impl Services for NodeServices {
                             refuse(ErrorCode::NOT_AUTHORIZED, reason)
                         }
                         Err(reason) => refuse(ErrorCode::INTERNAL, reason),
+                    }
+                }
+                (Service::CellAdmin, Ok(AdminRequest::ChangeMembership { document })) => {
+                    let Some(chain) = chain else {
+                        return refuse(
+                            ErrorCode::UNKNOWN_SERVICE,
+                            "this node has no chain role in this cell: send the change to a chain node",
+                        );
+                    };
+                    let change = match SignedMembership::from_bytes(&document) {
+                        Ok(change) => change,
+                        Err(err) => return refuse(ErrorCode::BAD_MESSAGE, err.to_string()),
+                    };
+                    match chain.change_membership(change).await {
+                        Ok((version, height)) => {
+                            wire::encode(&AdminResponse::MembershipChanged { version, height })
+                                .map_err(|e| ErrorBody {
+                                    code: ErrorCode::INTERNAL,
+                                    message: e.to_string(),
+                                })
+                        }
+                        Err(reason) if reason.contains("within") => {
+                            refuse(ErrorCode::TIMEOUT, reason)
+                        }
+                        Err(reason) => refuse(ErrorCode::BAD_MESSAGE, reason),
                     }
                 }
                 (Service::CellAdmin, _) => refuse(

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,9 @@ struct Shared {
     /// The subscriptions the peer opened, by id: closing the sender ends one.
     subscriptions: Mutex<HashMap<u64, async_channel::Sender<()>>>,
     next_request_id: AtomicU64,
+    /// Whether anything arrived from the peer: a node that refuses our key as a member
+    /// closes right after the handshake, before sending anything.
+    received_any: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -123,6 +126,16 @@ impl Connection {
     /// The authenticated node or client at the other end.
     pub fn remote(&self) -> PublicKey {
         self.shared.remote
+    }
+
+    /// The cell this connection is for.
+    pub fn cell(&self) -> PublicKey {
+        self.shared.cell
+    }
+
+    /// Whether anything was received from the peer.
+    pub fn received_any(&self) -> bool {
+        self.shared.received_any.load(Ordering::Relaxed)
     }
 
     /// The other end's socket address, for logs.
@@ -226,6 +239,7 @@ impl Pending {
             pending: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
+            received_any: AtomicBool::new(false),
         };
         Pending {
             connection: Connection {
@@ -304,6 +318,7 @@ impl Pending {
             .await;
             match event {
                 Event::Received(Ok(envelope)) => {
+                    shared.received_any.store(true, Ordering::Relaxed);
                     if let Some(reason) =
                         dispatch(&connection, envelope, &services, &in_flight).await
                     {
