@@ -174,3 +174,42 @@ fn membership_changes_need_the_cell_key_and_a_daemon() {
     let no_yes = fails(&nodes[0].dir, &["cell", "node", "remove", "n1"], 2);
     assert!(no_yes.contains("add --yes"), "{no_yes}");
 }
+
+#[test]
+fn a_running_node_that_is_removed_is_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, cell) = cell_of(tmp.path(), 3);
+    let daemons: Vec<Daemon> = nodes.iter().map(|n| Daemon::start(&n.dir)).collect();
+    daemons[0].wait_log("peer up: `n1`", Duration::from_secs(15));
+    daemons[0].wait_log("peer up: `n2`", Duration::from_secs(15));
+    let out = ok(&nodes[0].dir, &["cell", "node", "remove", "n2", "--yes"]);
+    assert!(out.contains("2 chain node(s), quorum 2"), "{out}");
+    // The others close its links (unless it closed them first, having learned its removal
+    // from the chain); if the links closed before the block reached it, it is refused when it
+    // dials again.
+    wait("the link n0-n2 closes", Duration::from_secs(15), || {
+        daemons[0].log().contains("it is no longer a member")
+            || daemons[2]
+                .log()
+                .contains("this node was removed from the cell")
+    });
+    wait("n2 knows", Duration::from_secs(30), || {
+        let log = daemons[2].log();
+        log.contains("this node was removed from the cell")
+            || log.contains("does not take this node as a member")
+    });
+    // n0 and n1 go on committing without it.
+    let before = chain_info(&nodes[0].dir)["height"].as_u64().unwrap();
+    let id = store_put(&nodes[1].dir, &["new", "note", "title=after n2 left"]);
+    wait("n0 sees n1's write", Duration::from_secs(20), || {
+        store_query_ids(&nodes[0].dir, "left") == vec![id.clone()]
+            && chain_info(&nodes[0].dir)["height"].as_u64().unwrap() > before
+    });
+    // n1 learned the change without a restart too.
+    assert_eq!(
+        chain_info(&nodes[1].dir)["membership_version"],
+        1,
+        "{}",
+        cell_toml(&nodes[1].dir, &cell)
+    );
+}

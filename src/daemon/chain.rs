@@ -16,7 +16,7 @@ use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
-use super::members::{cell_net, config_after, settle, ChangeResult, Waiter};
+use super::members::{cell_net, config_after, settle, ChangeError, ChangeResult, Waiter};
 use super::store::{Feed, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
 use crate::chain::{
     chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId, Payload,
@@ -168,6 +168,7 @@ impl ChainService {
     /// Commits a membership change; returns `(version, height)` once a block committed it,
     /// or why not (refused, superseded, or not committed within [`CHANGE_TIMEOUT`]).
     pub async fn change_membership(&self, change: SignedMembership) -> ChangeResult {
+        let stopped = || ChangeError::NotCommitted("the chain service is stopping".into());
         let (reply, answer) = async_channel::bounded(1);
         self.inbox
             .send(ChainInput::ChangeMembership {
@@ -175,19 +176,14 @@ impl ChainService {
                 reply,
             })
             .await
-            .map_err(|_| "the chain service is stopping".to_string())?;
-        let wait = async {
-            answer
-                .recv()
-                .await
-                .map_err(|_| "the chain service stopped".to_string())?
-        };
+            .map_err(|_| stopped())?;
+        let wait = async { answer.recv().await.map_err(|_| stopped())? };
         let timeout = async {
             Timer::after(CHANGE_TIMEOUT).await;
-            Err(format!(
+            Err(ChangeError::NotCommitted(format!(
                 "the change is written but no block committed it within {} s: it stays pending and commits once a majority of the chain nodes is reachable",
                 CHANGE_TIMEOUT.as_secs()
-            ))
+            )))
         };
         future::or(wait, timeout).await
     }
@@ -251,6 +247,9 @@ impl Context {
 
     fn run(mut self, engine: Option<Engine>, inbox: async_channel::Receiver<ChainInput>) {
         let mut engine = engine;
+        if let Some(running) = &engine {
+            self.config_from_chain(running);
+        }
         let mut asked_at: Option<std::time::Instant> = None;
         if let Some(rebuild) = self.feed.as_ref().map(|f| f.rebuild) {
             self.replay(rebuild);
@@ -272,7 +271,7 @@ impl Context {
                         let _ = reply.try_send(Err(NO_CHAIN_YET.into()));
                     }
                     Some(Some(ChainInput::ChangeMembership { reply, .. })) => {
-                        let _ = reply.try_send(Err(NO_CHAIN_YET.into()));
+                        let _ = reply.try_send(Err(ChangeError::NotCommitted(NO_CHAIN_YET.into())));
                     }
                 }
                 continue;
@@ -298,6 +297,9 @@ impl Context {
                 break;
             }
         }
+        // Requests still queued are dropped, so their callers learn the service stopped.
+        inbox.close();
+        while inbox.try_recv().is_ok() {}
         let height = engine.map(|e| e.tip().height.to_string());
         info!(
             "cell `{}`: chain stopped at height {}",
@@ -421,7 +423,7 @@ impl Context {
                 reply,
             }),
             Err(reason) => {
-                let _ = reply.try_send(Err(reason));
+                let _ = reply.try_send(Err(ChangeError::Refused(reason)));
             }
         }
     }
@@ -494,6 +496,29 @@ impl Context {
         settle(&mut self.waiters, &output);
         self.forward(&output);
         Some(output)
+    }
+
+    /// Brings `cell.toml` up to the membership of the stored chain, if it is behind (the
+    /// daemon stopped between a commit and the rewrite).
+    fn config_from_chain(&mut self, engine: &Engine) {
+        if engine.membership().version() <= self.config.version {
+            return;
+        }
+        let tip = engine.tip().height;
+        match engine::view::last_change(&self.store, &self.membership, tip) {
+            Ok(Some(change)) => {
+                info!(
+                    "cell `{}`: cell.toml is behind the chain (version {} < {}): rewriting it",
+                    self.cell_name, self.config.version, change.document.version
+                );
+                self.membership_changed(&change);
+            }
+            Ok(None) => {}
+            Err(err) => error!(
+                "cell `{}`: cannot read the chain's membership changes: {err}",
+                self.cell_name
+            ),
+        }
     }
 
     /// A committed change: `cell.toml` is rewritten (atomically) and the network learns the

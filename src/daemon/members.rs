@@ -49,8 +49,26 @@ pub fn config_after(old: &CellConfig, change: &SignedMembership) -> CellConfig {
     }
 }
 
-/// What a local membership request learns.
-pub type ChangeResult = Result<(u64, u64), String>;
+/// Why a local membership request did not take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// The change was refused, or another change took effect instead; nothing of it applies.
+    Refused(String),
+    /// The change is written but not committed yet (no quorum reachable), or the chain
+    /// service cannot take it now.
+    NotCommitted(String),
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::Refused(reason) | ChangeError::NotCommitted(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// What a local membership request learns: `(version, height)` once committed.
+pub type ChangeResult = Result<(u64, u64), ChangeError>;
 
 /// A local request waiting for its change to commit.
 pub struct Waiter {
@@ -84,10 +102,10 @@ pub fn settle(waiters: &mut Vec<Waiter>, output: &Output) {
                         matches!(e, Event::MembershipChanged { change, .. } if **change == waiter.change)
                     });
                     if !applied {
-                        let _ = waiter.reply.try_send(Err(format!(
+                        let _ = waiter.reply.try_send(Err(ChangeError::Refused(format!(
                             "another membership change was committed before this one (version {} is no longer newer): run the command again",
                             waiter.change.document.version
-                        )));
+                        ))));
                         return false;
                     }
                 }

@@ -12,6 +12,7 @@ use exocore_protocol::wire;
 use tracing::warn;
 
 use super::chain::ChainService;
+use super::members::ChangeError;
 use super::store::StoreService;
 use crate::chain::SignedMembership;
 use crate::engine::ChainMessage;
@@ -111,10 +112,10 @@ impl Services for NodeServices {
                                     message: e.to_string(),
                                 })
                         }
-                        Err(reason) if reason.contains("within") => {
+                        Err(ChangeError::NotCommitted(reason)) => {
                             refuse(ErrorCode::TIMEOUT, reason)
                         }
-                        Err(reason) => refuse(ErrorCode::BAD_MESSAGE, reason),
+                        Err(ChangeError::Refused(reason)) => refuse(ErrorCode::BAD_MESSAGE, reason),
                     }
                 }
                 (Service::CellAdmin, _) => refuse(
