@@ -90,6 +90,8 @@ struct NodeCmd {
 enum NodeSub {
     List(NodeListCmd),
     Add(super::join::NodeAddCmd),
+    Remove(super::members::RemoveCmd),
+    Roles(super::members::RolesCmd),
 }
 
 /// List a cell's nodes and their roles.
@@ -110,12 +112,12 @@ impl CellCmd {
             CellSub::Init(cmd) => cmd.run(dir),
             CellSub::List(cmd) => cmd.run(dir),
             CellSub::Print(cmd) => cmd.run(dir),
-            CellSub::Node(NodeCmd {
-                command: NodeSub::List(cmd),
-            }) => cmd.run(dir),
-            CellSub::Node(NodeCmd {
-                command: NodeSub::Add(cmd),
-            }) => cmd.run(dir),
+            CellSub::Node(NodeCmd { command }) => match command {
+                NodeSub::List(cmd) => cmd.run(dir),
+                NodeSub::Add(cmd) => cmd.run(dir),
+                NodeSub::Remove(cmd) => cmd.run(dir),
+                NodeSub::Roles(cmd) => cmd.run(dir),
+            },
             CellSub::Chain(cmd) => cmd.run(dir),
             CellSub::Join(cmd) => cmd.run(dir),
             CellSub::Ping(cmd) => {

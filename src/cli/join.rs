@@ -50,10 +50,24 @@ pub struct JoinCmd {
     answer: Option<PathBuf>,
 }
 
-/// Admit a node into the cell: by the PIN `exo cell join` shows on it, or by its request file.
+/// Admit a node into the cell: by the PIN `exo cell join` shows on it, by its request file,
+/// or by its key (--id, --name, --address, --roles; then copy this node's cell.toml to it).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "add")]
 pub struct NodeAddCmd {
+    /// the new node's public key (`exo config get id` on it), to add it without a join
+    #[argh(option)]
+    id: Option<String>,
+    /// with --id: the new node's name in the cell
+    #[argh(option)]
+    name: Option<String>,
+    /// with --id: where other nodes can reach it (`host:port`); repeat for several
+    #[argh(option)]
+    address: Vec<String>,
+    /// with --id: its roles, comma-separated among chain, store, app-host, or `none`
+    /// (default: none, a client)
+    #[argh(option, default = "String::from(\"none\")")]
+    roles: String,
     /// the PIN shown by `exo cell join` on the joining node, e.g. 42-817-305
     #[argh(option)]
     pin: Option<String>,
@@ -317,6 +331,21 @@ fn print_joined(node: &Node, cell: &Cell) {
 
 impl NodeAddCmd {
     pub fn run(self, dir: &NodeDir) -> Result<(), CliError> {
+        if self.id.is_some() || self.name.is_some() {
+            if self.pin.is_some() || self.request.is_some() {
+                return Err(usage(
+                    "give --id and --name, or --pin, or --request: one way",
+                ));
+            }
+            return super::members::AddCmd {
+                cell: self.cell,
+                id: self.id,
+                name: self.name,
+                address: self.address,
+                roles: self.roles,
+            }
+            .run(dir);
+        }
         let node = dir.load_node()?;
         let cell = dir.select_cell(self.cell.as_deref())?;
         if cell.keypair.is_none() {
@@ -353,7 +382,7 @@ impl NodeAddCmd {
             }
             (Some(_), Some(_)) => Err(usage("give either --pin or --request, not both")),
             (None, None) => Err(usage(
-                "give the joining node's --pin (shown by `exo cell join`), or its --request file",
+                "give the joining node's --pin (shown by `exo cell join`), its --request file, or its --id and --name",
             )),
         }
     }

@@ -3,6 +3,7 @@
 
 mod chain;
 mod failpoint;
+mod members;
 mod services;
 mod status;
 mod store;
@@ -15,7 +16,7 @@ use futures_lite::StreamExt;
 use tracing::{error, info};
 
 use crate::config::{self, Cell, Node, NodeDir};
-use crate::net::{CellNet, Network, PeerNode};
+use crate::net::{CellNet, Network};
 
 use services::NodeServices;
 use store::StoreThread;
@@ -54,26 +55,7 @@ impl From<config::Error> for Error {
 
 /// What the network needs to know of a cell: its members, and the other nodes with a role.
 pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
-    let me = node.config.id;
-    let nodes = &cell.config.nodes;
-    CellNet {
-        id: cell.config.id,
-        name: cell.config.name.clone(),
-        members: nodes.iter().map(|n| n.id).collect(),
-        peers: nodes
-            .iter()
-            .filter(|n| n.id != me && !n.roles.is_empty())
-            .map(|n| PeerNode {
-                id: n.id,
-                name: n.name.clone(),
-                addresses: n.addresses.clone(),
-            })
-            .collect(),
-        dialable: cell
-            .config
-            .node(&me)
-            .is_some_and(|n| !n.addresses.is_empty()),
-    }
+    members::cell_net(&node.config.id, &cell.config)
 }
 
 /// Opens the entity index of a cell where the node has the store role, if it can serve it:
@@ -111,7 +93,18 @@ fn start_store(
 /// Runs the node in `dir` until SIGINT or SIGTERM.
 pub fn run(dir: &NodeDir) -> Result<(), Error> {
     let node = dir.load_node()?;
-    let cells = dir.cells()?;
+    let mut cells = dir.cells()?;
+    // A cell that no longer lists this node removed it (this node learned it from the chain).
+    cells.retain(|cell| {
+        let listed = cell.config.node(&node.config.id).is_some();
+        if !listed {
+            error!(
+                "cell `{}`: this node is not a member (it was removed from the cell): not serving it",
+                cell.config.name
+            );
+        }
+        listed
+    });
     info!(
         "node `{}` ({}) starting with {} cell(s)",
         node.config.name,
@@ -127,11 +120,7 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         info!("cell `{}`: roles {}", cell.config.name, roles.join(", "));
     }
     let cell_nets = cells.iter().map(|cell| cell_net(&node, cell)).collect();
-    let roles = cells
-        .iter()
-        .map(|cell| (cell.config.id, cell.roles_of(&node.config.id)))
-        .collect();
-    let services = Arc::new(NodeServices::new(roles));
+    let services = Arc::new(NodeServices::new());
     let network = Network::new(node.keypair.clone(), cell_nets, services.clone());
     services.set_network(network.clone());
     let listen = node.config.listen;
@@ -156,6 +145,7 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
             .into_iter()
             .map(|cell| {
                 smol::spawn(supervisor::supervise(
+                    dir.clone(),
                     node.clone(),
                     cell,
                     network.clone(),
