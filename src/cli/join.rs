@@ -95,15 +95,7 @@ fn discovery_address(flag: Option<String>, node: &Node) -> Result<String, CliErr
 impl JoinCmd {
     pub fn run(self, dir: &NodeDir) -> Result<(), CliError> {
         let node = dir.load_node()?;
-        let roles: Vec<Role> = [
-            (Role::Chain, self.chain),
-            (Role::Store, self.store),
-            (Role::AppHost, self.app_host),
-        ]
-        .into_iter()
-        .filter(|(_, wanted)| *wanted)
-        .map(|(role, _)| role)
-        .collect();
+        let roles = Role::chosen(self.chain, self.store, self.app_host);
         if let Some(answer) = self.answer {
             if self.request.is_some() || !roles.is_empty() || self.discovery.is_some() {
                 return Err(usage(
@@ -295,15 +287,7 @@ fn roles_text(roles: &[Role]) -> String {
 }
 
 fn print_joined(node: &Node, cell: &Cell) {
-    println!("joined cell `{}`", cell.config.name);
-    println!("  id           {}", cell.config.id);
-    println!("  fingerprint  {}", cell.config.id.fingerprint());
-    println!("  folder       {}", cell.dir.display());
-    println!(
-        "  this node    {} ({})",
-        node.config.name,
-        roles_text(&cell.roles_of(&node.config.id))
-    );
+    super::cell::print_summary("joined", node, cell);
     println!(
         "  cell secret  {}",
         if cell.keypair.is_some() {
