@@ -593,3 +593,69 @@ fn bad_request_files_are_refused_and_change_nothing() {
     assert!(!answer.exists());
     assert_eq!(cell_toml(&a), before);
 }
+
+/// Runs `exo -d DIR cell node add --pin PIN --discovery ADDRESS` on a terminal (`script`
+/// gives it a pseudo-terminal) and types `answer` at the prompt.
+fn add_on_terminal(dir: &Path, pin: &str, address: &str, answer: &str) -> support::Run {
+    let command = format!(
+        "{} -d {} cell node add --pin {pin} --discovery {address}",
+        env!("CARGO_BIN_EXE_exo"),
+        dir.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the command on a terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    // On a terminal, stdout and stderr arrive together.
+    support::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn on_a_terminal_the_member_is_asked_and_no_means_no() {
+    let p = pair(&[], &["--store"]);
+    let declined = add_on_terminal(&p.a, &p.pin, &p.disco.address, "n");
+    says(&declined, 1, "node `b` asks to join cell `home`");
+    says(&declined, 1, "admit it?");
+    says(&declined, 1, "declined; cell `home` is unchanged");
+    says(&p.join.wait(WAIT), 1, "the member did not admit this node");
+    assert!(cell_dir(&p.b).is_none());
+    assert_eq!(cell_toml(&p.a), p.before);
+
+    let (join, pin) = start_join(&p.b, &["--store"], &p.disco.address, "join-b-again");
+    let admitted = add_on_terminal(&p.a, &pin, &p.disco.address, "y");
+    says(&admitted, 0, "node `b` joined cell `home`");
+    says(&join.wait(WAIT), 0, "joined cell `home`");
+}
+
+#[test]
+fn a_member_that_disconnects_leaves_the_joiner_with_nothing_installed() {
+    let p = pair(&[], &["--store"]);
+    let pin: exo::join::Pin = p.pin.parse().unwrap();
+    smol::block_on(async {
+        let mut server = exo::discovery::client::Rendezvous::connect(&p.disco.address)
+            .await
+            .unwrap();
+        server.claim(pin.slot).await.unwrap();
+        // Claimed, then gone without a word.
+    });
+    says(
+        &p.join.wait(WAIT),
+        1,
+        "the member disconnected before the join finished; nothing was installed",
+    );
+    assert!(cell_dir(&p.b).is_none());
+}
