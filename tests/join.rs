@@ -659,3 +659,17 @@ fn a_member_that_disconnects_leaves_the_joiner_with_nothing_installed() {
     );
     assert!(cell_dir(&p.b).is_none());
 }
+
+#[test]
+fn a_joiner_that_cannot_install_declines_before_the_member_changes_anything() {
+    let p = pair(&[], &["--store"]);
+    // While b waits, it gets a cell of its own with the same name.
+    ok(&p.b, &["cell", "init", "--name", "home"]);
+    says(
+        &add(&p.a, &p.pin, &p.disco),
+        1,
+        "the joining node declined: this node already has a cell named `home`",
+    );
+    says(&p.join.wait(WAIT), 1, "already has a cell named `home`");
+    assert_eq!(cell_toml(&p.a), p.before, "the member's cell is unchanged");
+}

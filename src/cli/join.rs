@@ -172,10 +172,7 @@ async fn join_by_pin(
         "waiting for a member (the PIN works once, for {} min)...",
         ttl_secs.div_ceil(60)
     );
-    server.wait_peer().await.map_err(|e| match e {
-        ClientError::Server { message, .. } => failed(format!("rendezvous server: {message}")),
-        other => failed(other),
-    })?;
+    server.wait_peer().await.map_err(failed)?;
     eprintln!("a member connected; checking the PIN...");
     let mut joiner = Joiner::new(pin, request);
     relay(&mut server, joiner.start(OsRng).map_err(failed)?).await;
@@ -197,22 +194,7 @@ async fn join_by_pin(
                 cell_name,
                 member,
             }) => {
-                let installable =
-                    dir.cells().map_err(CliError::from).and_then(|cells| {
-                        match cells
-                            .iter()
-                            .find(|c| c.config.id == cell || c.config.name == cell_name)
-                        {
-                            Some(have) if have.config.id == cell => Err(failed(format!(
-                                "this node already belongs to cell `{}`",
-                                have.config.name
-                            ))),
-                            Some(_) => Err(failed(format!(
-                                "this node already has another cell named `{cell_name}`"
-                            ))),
-                            None => Ok(()),
-                        }
-                    });
+                let installable = dir.can_install(&cell, &cell_name).map_err(CliError::from);
                 if let Err(err) = installable {
                     relay(
                         &mut server,
