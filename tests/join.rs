@@ -673,3 +673,38 @@ fn a_joiner_that_cannot_install_declines_before_the_member_changes_anything() {
     says(&p.join.wait(WAIT), 1, "already has a cell named `home`");
     assert_eq!(cell_toml(&p.a), p.before, "the member's cell is unchanged");
 }
+
+#[test]
+fn hostile_bytes_do_not_disturb_the_server() {
+    let p = pair(&[], &["--chain"]);
+    let mut rng = fastrand::Rng::with_seed(11);
+    for _ in 0..40 {
+        let Ok(mut stream) = std::net::TcpStream::connect(&p.disco.address) else {
+            continue;
+        };
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut bytes: Vec<u8> = b"EXOJOIN1".to_vec();
+        if rng.bool() {
+            bytes.clear();
+        }
+        // Frames of random types and lengths, some claiming the waiting slot.
+        for _ in 0..rng.usize(1..5) {
+            let body: Vec<u8> = (0..rng.usize(0..40)).map(|_| rng.u8(..)).collect();
+            bytes.extend_from_slice(&(1 + body.len() as u32).to_be_bytes());
+            bytes.push(*rng.choice(&[0x01u8, 0x02, 0x03, 0x81, 0x7f]).unwrap());
+            bytes.extend_from_slice(&body);
+        }
+        let _ = stream.write_all(&bytes);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+    // The join waiting all along still works (a random 4-byte CLAIM body naming its slot,
+    // 1 to 99, has a chance below one in ten million).
+    says(&add(&p.a, &p.pin, &p.disco), 0, "joined");
+    says(&p.join.wait(WAIT), 0, "joined cell `home`");
+    // And the server still serves new joins.
+    let c = node(p._tmp.path(), "c");
+    let (join, pin) = start_join(&c, &["--chain"], &p.disco.address, "join-c");
+    says(&add(&p.a, &pin, &p.disco), 0, "joined");
+    says(&join.wait(WAIT), 0, "joined");
+}

@@ -218,3 +218,31 @@ fn a_forged_request_is_refused_by_the_member() {
         Err(JoinError::Invalid(_))
     ));
 }
+
+#[test]
+fn random_bytes_in_any_state_are_refused_without_panicking() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..500 {
+        let len = rng.usize(0..200);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        // Well-formed kinds with garbage bodies reach deeper.
+        if let Some(first) = bytes.first_mut() {
+            *first = 1 + (round % 3) as u8;
+        }
+        let (mut joiner, mut member, _) = handshake(PIN, PIN);
+        assert!(joiner.receive(&bytes).is_err());
+        assert!(member.receive(&bytes).is_err());
+        let mut fresh = Member::new(PIN);
+        fresh.start(OsRng).unwrap();
+        let _ = fresh.receive(&bytes);
+    }
+    for text in [
+        &b"{}"[..],
+        b"[]",
+        b"null",
+        b"{\"type\":\"answer\"}",
+        b"\xff\xfe",
+    ] {
+        assert!(Message::from_json(text).is_err());
+    }
+}
