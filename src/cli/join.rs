@@ -109,15 +109,7 @@ fn discovery_address(flag: Option<String>, node: &Node) -> Result<String, CliErr
 impl JoinCmd {
     pub fn run(self, dir: &NodeDir) -> Result<(), CliError> {
         let node = dir.load_node()?;
-        let roles: Vec<Role> = [
-            (Role::Chain, self.chain),
-            (Role::Store, self.store),
-            (Role::AppHost, self.app_host),
-        ]
-        .into_iter()
-        .filter(|(_, wanted)| *wanted)
-        .map(|(role, _)| role)
-        .collect();
+        let roles = Role::chosen(self.chain, self.store, self.app_host);
         if let Some(answer) = self.answer {
             if self.request.is_some() || !roles.is_empty() || self.discovery.is_some() {
                 return Err(usage(
@@ -194,10 +186,7 @@ async fn join_by_pin(
         "waiting for a member (the PIN works once, for {} min)...",
         ttl_secs.div_ceil(60)
     );
-    server.wait_peer().await.map_err(|e| match e {
-        ClientError::Server { message, .. } => failed(format!("rendezvous server: {message}")),
-        other => failed(other),
-    })?;
+    server.wait_peer().await.map_err(failed)?;
     eprintln!("a member connected; checking the PIN...");
     let mut joiner = Joiner::new(pin, request);
     relay(&mut server, joiner.start(OsRng).map_err(failed)?).await;
@@ -219,22 +208,7 @@ async fn join_by_pin(
                 cell_name,
                 member,
             }) => {
-                let installable =
-                    dir.cells().map_err(CliError::from).and_then(|cells| {
-                        match cells
-                            .iter()
-                            .find(|c| c.config.id == cell || c.config.name == cell_name)
-                        {
-                            Some(have) if have.config.id == cell => Err(failed(format!(
-                                "this node already belongs to cell `{}`",
-                                have.config.name
-                            ))),
-                            Some(_) => Err(failed(format!(
-                                "this node already has another cell named `{cell_name}`"
-                            ))),
-                            None => Ok(()),
-                        }
-                    });
+                let installable = dir.can_install(&cell, &cell_name).map_err(CliError::from);
                 if let Err(err) = installable {
                     relay(
                         &mut server,
@@ -309,15 +283,7 @@ fn roles_text(roles: &[Role]) -> String {
 }
 
 fn print_joined(node: &Node, cell: &Cell) {
-    println!("joined cell `{}`", cell.config.name);
-    println!("  id           {}", cell.config.id);
-    println!("  fingerprint  {}", cell.config.id.fingerprint());
-    println!("  folder       {}", cell.dir.display());
-    println!(
-        "  this node    {} ({})",
-        node.config.name,
-        roles_text(&cell.roles_of(&node.config.id))
-    );
+    super::cell::print_summary("joined", node, cell);
     println!(
         "  cell secret  {}",
         if cell.keypair.is_some() {

@@ -233,14 +233,19 @@ async fn serve_connection(
         };
         let to = shared.registry().relay(slot, party);
         match to {
-            Ok(to) => {
-                if to.try_send(ServerFrame::Relay(data)).is_err() {
+            Ok(to) => match to.try_send(ServerFrame::Relay(data)) {
+                Ok(()) => {}
+                // The other party's connection is ending: it left.
+                Err(async_channel::TrySendError::Closed(_)) => {
+                    return Err(Some(ServerFrame::PeerLeft))
+                }
+                Err(async_channel::TrySendError::Full(_)) => {
                     return Err(Some(ServerFrame::error(
                         ErrorCode::PeerStalled,
                         "the other party does not read its messages",
-                    )));
+                    )))
                 }
-            }
+            },
             Err(refusal) => {
                 tracing::info!("slot {slot}: {refusal}");
                 return Err(Some(ServerFrame::error(

@@ -288,10 +288,15 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(self.child.take());
+    }
+}
+
+/// Kills and reaps a child process still running when its owner is dropped.
+fn kill(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -450,9 +455,75 @@ impl Spawned {
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(self.child.take());
     }
+}
+
+/// Creates the node directory `ROOT/NAME`, listening on (and reachable at) a free loopback port.
+pub fn new_node(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    let address = format!("127.0.0.1:{}", free_port());
+    ok(
+        &dir,
+        &[
+            "node",
+            "init",
+            "--name",
+            name,
+            "--listen",
+            &address,
+            "--address",
+            &address,
+        ],
+    );
+    dir
+}
+
+/// A running rendezvous server (`exo discovery daemon`) on a free loopback port.
+pub struct Rendezvous {
+    _process: Spawned,
+    /// Where it listens.
+    pub address: String,
+}
+
+/// Starts a rendezvous server with extra options; its logs go to `root`.
+pub fn rendezvous(root: &Path, extra: &[&str]) -> Rendezvous {
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["discovery", "daemon", "--listen", &address];
+    args.extend_from_slice(extra);
+    let name = format!("rendezvous-{}", address.replace(':', "-"));
+    let process = Spawned::start(None, &args, root, &name);
+    process.wait_output("listening on", Duration::from_secs(20));
+    Rendezvous {
+        _process: process,
+        address,
+    }
+}
+
+/// Starts `exo cell join --discovery ADDRESS ARGS` on `dir` (logs beside it, as NAME); returns
+/// it, waiting for its member, and the PIN it shows.
+pub fn start_join(dir: &Path, args: &[&str], address: &str, name: &str) -> (Spawned, String) {
+    let mut all = vec!["cell", "join", "--discovery", address];
+    all.extend_from_slice(args);
+    let join = Spawned::start(Some(dir), &all, dir.parent().unwrap(), name);
+    let pin = shown_pin(&join);
+    (join, pin)
+}
+
+/// Waits until a running `exo cell join` shows its PIN, and returns it.
+pub fn shown_pin(join: &Spawned) -> String {
+    join.wait_output("PIN: ", Duration::from_secs(20));
+    join.stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("PIN: ").map(str::to_string))
+        .unwrap()
+}
+
+/// `exo cell node add --pin PIN --discovery ADDRESS` on `dir`, with `--yes` if `yes`.
+pub fn add_by_pin(dir: &Path, pin: &str, address: &str, yes: bool) -> Run {
+    let mut args = vec!["cell", "node", "add", "--pin", pin, "--discovery", address];
+    if yes {
+        args.push("--yes");
+    }
+    exo(dir, &args)
 }
