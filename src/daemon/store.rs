@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use exocore_protocol::message::{ErrorBody, ErrorCode};
-use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse, TraitState};
+use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
@@ -30,6 +30,7 @@ use super::chain::ChainService;
 use crate::chain::OperationId;
 use crate::config::Cell;
 use crate::net::{Answer, EventSink};
+use crate::store::response::{entity_state, results_response};
 use crate::store::{
     Entity, EntityStatus, Entry, Mutation, MutationError, Opened, Query, QueryError, QueryResults,
     Schemas, StoreIndex,
@@ -251,17 +252,6 @@ fn take_feed(
                 error!("cell `{cell}`: cannot catch the entity index up: {e}");
             }
         }
-    }
-}
-
-/// The Results response for a page of results.
-fn results_response(results: &QueryResults) -> StoreResponse {
-    StoreResponse::Results {
-        entities: results.entities.iter().map(entity_state).collect(),
-        next: results.next.as_ref().map(|c| c.to_text()),
-        total: results.total,
-        hash: results.hash,
-        unchanged: results.unchanged,
     }
 }
 
@@ -540,33 +530,5 @@ impl StoreService {
                 warn!("cell `{}`: the store thread panicked", self.cell_name);
             }
         }
-    }
-}
-
-/// An entity in its wire form.
-pub fn entity_state(entity: &Entity) -> EntityState {
-    EntityState {
-        id: entity.id.clone(),
-        status: match entity.status {
-            EntityStatus::Absent => 0,
-            EntityStatus::Live => 1,
-            EntityStatus::Deleted => 2,
-        },
-        created_us: entity.created_us,
-        updated_us: entity.updated_us,
-        deleted_us: entity.deleted_us,
-        version: entity.version.to_bytes(),
-        pending: entity.pending,
-        traits: entity
-            .traits
-            .iter()
-            .map(|t| TraitState {
-                value: bincode::encode_to_vec(&t.value, wire::CONFIG).unwrap_or_default(),
-                created_us: t.created_us,
-                updated_us: t.updated_us,
-                deleted_us: t.deleted_us,
-                version: t.version.to_bytes(),
-            })
-            .collect(),
     }
 }
