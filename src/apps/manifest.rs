@@ -134,7 +134,8 @@ pub struct Manifest {
     pub write: Vec<String>,
 }
 
-fn check_name(name: &str) -> Result<(), ManifestError> {
+/// Checks an app name (section 7 of `spec/apps.md`).
+pub fn check_name(name: &str) -> Result<(), ManifestError> {
     let mut bytes = name.bytes();
     let ok = !name.is_empty()
         && name.len() <= NAME_LEN_MAX

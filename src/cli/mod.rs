@@ -3,6 +3,7 @@
 //! Every failure prints one line, `error: ...`, to stderr and exits 1; a command line that
 //! does not parse prints usage and exits 2. Nothing here panics on user input.
 
+mod app;
 mod cell;
 mod chain;
 mod config;
@@ -49,6 +50,7 @@ enum Command {
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
+    App(app::AppCmd),
 }
 
 /// Print the version of this binary.
@@ -115,6 +117,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
+        Command::App(cmd) => cmd.run(),
     }
 }
 
