@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use exo::apps::AppStore;
 use exo::apps::{AppHost, AppState, AppStatus, HostError, IndexStore, Limits, Package};
-use exo::store::Schemas;
+use exo::store::{Entry, Mutation, Schemas, Trait};
+use exocore_protocol::store::{StoreRequest, StoreResponse};
 
 fn fixture(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,14 +105,11 @@ fn tasks_app_creates_tasks_on_its_timer_and_reads_them_back() {
     });
     assert_eq!(status.faults, 0, "{status:?}");
     // The entities are in the store for everyone.
-    let results = smol::block_on(exo::apps::AppStore::request(
-        &*s.store,
-        exocore_protocol::store::StoreRequest::QueryText {
-            text: "type:task Reminder".into(),
-        },
-    ))
+    let results = smol::block_on(s.store.request(StoreRequest::QueryText {
+        text: "type:task Reminder".into(),
+    }))
     .unwrap();
-    let exocore_protocol::store::StoreResponse::Results { entities, .. } = results else {
+    let StoreResponse::Results { entities, .. } = results else {
         panic!("not results: {results:?}");
     };
     let mut ids: Vec<_> = entities.iter().map(|e| e.id.as_str()).collect();
@@ -148,6 +147,40 @@ fn an_app_without_read_permission_sees_nothing() {
     wait_for(&s.host, "tasks", "refused its query", |s| {
         logged(s, "may not read")
     });
+}
+
+fn put_task(store: &IndexStore, entity: &str) {
+    let entry = Entry::Mutations(vec![Mutation::PutTrait {
+        entity: entity.into(),
+        value: Trait::new("t", "task").with("title", "Watched"),
+    }])
+    .to_bytes();
+    smol::block_on(store.request(StoreRequest::Mutate { entry })).unwrap();
+}
+
+#[test]
+fn a_watch_streams_new_results_until_unwatched() {
+    let s = setup();
+    install(
+        &s.host,
+        "watcher",
+        &fixture("watcher/watcher.wat"),
+        &["task"],
+        &[],
+    );
+    wait_for(&s.host, "watcher", "given the first results", |s| {
+        logged(s, "watch: 0")
+    });
+    put_task(&s.store, "w1");
+    wait_for(&s.host, "watcher", "told of one task", |s| {
+        logged(s, "watch: 1")
+    });
+    put_task(&s.store, "w2");
+    let status = wait_for(&s.host, "watcher", "unwatched", |s| logged(s, "unwatched"));
+    assert_eq!(status.faults, 0);
+    // The host dropped the watch: the store forgets it at its next change.
+    put_task(&s.store, "w3");
+    assert_eq!(s.store.watches(), 0);
 }
 
 #[test]

@@ -81,6 +81,11 @@ impl IndexStore {
         })
     }
 
+    /// Watches still registered (those whose receiver was dropped go at the next change).
+    pub fn watches(&self) -> usize {
+        IndexStore::lock(&self.inner).watches.len()
+    }
+
     fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
         inner.lock().unwrap_or_else(|p| p.into_inner())
     }
