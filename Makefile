@@ -26,6 +26,7 @@ bench: build
 	$(CARGO) build --release --example transport_bench -p exocore-protocol
 	$(CARGO) build --release --example chain_bench
 	$(CARGO) build --release --example store_bench
+	$(CARGO) build --release --example cluster_bench
 	$(CARGO) build --release --example apps_bench
 	bash scripts/bench.sh
 

@@ -16,6 +16,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod engine;
+pub mod join;
 pub mod net;
 pub mod store;

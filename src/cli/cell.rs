@@ -23,6 +23,7 @@ enum CellSub {
     Node(NodeCmd),
     Ping(PingCmd),
     Chain(super::chain::ChainCmd),
+    Join(super::join::JoinCmd),
 }
 
 /// Ping the other nodes of a cell: reachability and round-trip time of each.
@@ -88,6 +89,7 @@ struct NodeCmd {
 #[argh(subcommand)]
 enum NodeSub {
     List(NodeListCmd),
+    Add(super::join::NodeAddCmd),
 }
 
 /// List a cell's nodes and their roles.
@@ -111,7 +113,11 @@ impl CellCmd {
             CellSub::Node(NodeCmd {
                 command: NodeSub::List(cmd),
             }) => cmd.run(dir),
+            CellSub::Node(NodeCmd {
+                command: NodeSub::Add(cmd),
+            }) => cmd.run(dir),
             CellSub::Chain(cmd) => cmd.run(dir),
+            CellSub::Join(cmd) => cmd.run(dir),
             CellSub::Ping(cmd) => {
                 let node = dir.load_node()?;
                 let cell = dir.select_cell(cmd.cell.as_deref())?;

@@ -8,12 +8,15 @@ mod cell;
 mod chain;
 mod config;
 mod daemon;
+mod discovery;
 mod error;
+mod join;
 mod keys;
 mod local;
 pub mod members;
 mod node;
 mod ping;
+mod status;
 mod store;
 mod table;
 
@@ -50,6 +53,8 @@ enum Command {
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
+    Status(status::StatusCmd),
+    Discovery(discovery::DiscoveryCmd),
     App(app::AppCmd),
 }
 
@@ -116,7 +121,9 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Cell(cmd) => cmd.run(&dir),
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
+        Command::Status(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
+        Command::Discovery(cmd) => cmd.run(),
         Command::App(cmd) => cmd.run(),
     }
 }

@@ -2,6 +2,8 @@
 //! daemons, and lay out multi-node cells on loopback ports.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod proxy;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -171,6 +173,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon of `dir` and waits until it listens.
     pub fn start(dir: &Path) -> Daemon {
+        Daemon::start_with_env(dir, &[])
+    }
+
+    /// Starts the daemon of `dir` with extra environment and waits until it listens.
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let log = dir.join("daemon.log");
         let file = fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_exo"))
@@ -178,6 +185,7 @@ impl Daemon {
             .arg(dir)
             .arg("daemon")
             .env("EXO_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
@@ -306,5 +314,106 @@ pub fn setup() -> Setup {
         member,
         daemon,
         _tmp: tmp,
+    }
+}
+
+/// An `exo` command running in the background (a rendezvous server, a join waiting for its
+/// member), its stdout and stderr going to files; killed when dropped if still running.
+pub struct Spawned {
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Spawned {
+    /// Starts `exo ARGS` (with `-d DIR` first if given); its output goes to `NAME.out` and
+    /// `NAME.err` in `logs`.
+    pub fn start(dir: Option<&Path>, args: &[&str], logs: &Path, name: &str) -> Spawned {
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exo"));
+        if let Some(dir) = dir {
+            command.arg("-d").arg(dir);
+        }
+        let child = command
+            .args(args)
+            .env_remove("EXO_DIR")
+            .env_remove("EXO_LOG")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Spawned {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its stdout so far.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until stdout (or stderr) contains `needle`; panics with both after `timeout`.
+    pub fn wait_output(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stdout().contains(needle) || self.stderr().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "never printed `{needle}`:\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// Waits for the command to exit (kills it and panics after `timeout`).
+    pub fn wait(mut self, timeout: Duration) -> Run {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let run = Run {
+                    code: status.code().unwrap_or(-1),
+                    stdout: self.stdout(),
+                    stderr: self.stderr(),
+                };
+                assert!(
+                    !run.stderr.contains("panicked"),
+                    "exo panicked: {}",
+                    run.stderr
+                );
+                return run;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "still running after {timeout:?}:\nstdout: {}\nstderr: {}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
