@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
+pub mod apps;
 pub mod chain;
 pub mod cli;
 pub mod clock;

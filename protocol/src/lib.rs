@@ -49,17 +49,23 @@ pub mod admin;
 #[cfg(feature = "app")]
 pub mod app;
 pub mod base32;
+#[cfg(feature = "net")]
 pub mod client;
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "net")]
 pub mod frame;
+#[cfg(feature = "net")]
 pub mod identity;
 pub mod message;
+#[cfg(feature = "net")]
 pub mod preamble;
+#[cfg(feature = "net")]
 pub mod session;
 pub mod store;
 pub mod wire;
 
+#[cfg(feature = "net")]
 pub use error::Error;
 
 use std::time::Duration;

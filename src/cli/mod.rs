@@ -3,6 +3,7 @@
 //! Every failure prints one line, `error: ...`, to stderr and exits 1; a command line that
 //! does not parse prints usage and exits 2. Nothing here panics on user input.
 
+mod app;
 mod cell;
 mod chain;
 mod config;
@@ -54,6 +55,7 @@ enum Command {
     Store(store::StoreCmd),
     Status(status::StatusCmd),
     Discovery(discovery::DiscoveryCmd),
+    App(app::AppCmd),
 }
 
 /// Print the version of this binary.
@@ -122,6 +124,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Status(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
         Command::Discovery(cmd) => cmd.run(),
+        Command::App(cmd) => cmd.run(),
     }
 }
 

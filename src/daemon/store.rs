@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use exocore_protocol::message::{ErrorBody, ErrorCode};
-use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse, TraitState};
+use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
@@ -35,6 +35,7 @@ use crate::chain::OperationId;
 use crate::clock::now_us;
 use crate::config::Cell;
 use crate::net::{Answer, EventSink};
+use crate::store::response::{entity_state, results_response};
 use crate::store::{
     ApplyReport, Checkpoint, Entity, EntityStatus, Entry, IndexError, Mutation, MutationError,
     Opened, Query, QueryError, QueryResults, Schemas, StoreIndex,
@@ -360,17 +361,6 @@ fn rebuild(
     Ok(Some(report))
 }
 
-/// The Results response for a page of results.
-fn results_response(results: &QueryResults) -> StoreResponse {
-    StoreResponse::Results {
-        entities: results.entities.iter().map(entity_state).collect(),
-        next: results.next.as_ref().map(|c| c.to_text()),
-        total: results.total,
-        hash: results.hash,
-        unchanged: results.unchanged,
-    }
-}
-
 /// Pushes `results` to a watcher, as a Results event.
 fn push(cell: &str, sink: &EventSink, results: &QueryResults) {
     match wire::encode(&results_response(results)) {
@@ -668,33 +658,5 @@ impl StoreService {
                 warn!("cell `{}`: the store thread panicked", self.cell_name);
             }
         }
-    }
-}
-
-/// An entity in its wire form.
-pub fn entity_state(entity: &Entity) -> EntityState {
-    EntityState {
-        id: entity.id.clone(),
-        status: match entity.status {
-            EntityStatus::Absent => 0,
-            EntityStatus::Live => 1,
-            EntityStatus::Deleted => 2,
-        },
-        created_us: entity.created_us,
-        updated_us: entity.updated_us,
-        deleted_us: entity.deleted_us,
-        version: entity.version.to_bytes(),
-        pending: entity.pending,
-        traits: entity
-            .traits
-            .iter()
-            .map(|t| TraitState {
-                value: bincode::encode_to_vec(&t.value, wire::CONFIG).unwrap_or_default(),
-                created_us: t.created_us,
-                updated_us: t.updated_us,
-                deleted_us: t.deleted_us,
-                version: t.version.to_bytes(),
-            })
-            .collect(),
     }
 }
