@@ -26,6 +26,7 @@ bench: build
 	$(CARGO) build --release --example transport_bench -p exocore-protocol
 	$(CARGO) build --release --example chain_bench
 	$(CARGO) build --release --example store_bench
+	$(CARGO) build --release --example cluster_bench
 	bash scripts/bench.sh
 
 # More seeds of the replication simulation than `make test` runs: make sim SEEDS=5000

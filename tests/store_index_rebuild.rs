@@ -6,7 +6,9 @@ use std::path::Path;
 
 use exo::chain::OperationId;
 use exo::store::index::{MANIFEST_FILE, REBUILD_CHUNK_OPERATIONS};
-use exo::store::{Mutation, Opened, RebuildReason, Reference, Schemas, StoreIndex, Trait, Value};
+use exo::store::{
+    Checkpoint, Mutation, Opened, RebuildReason, Reference, Schemas, StoreIndex, Trait, Value,
+};
 
 const T0: u64 = 1_767_225_600_000_000;
 
@@ -131,7 +133,7 @@ fn a_reopened_index_reads_the_same_and_the_mapping_is_stored() {
     drop(index);
 
     let (index, opened) = open(dir.path(), Schemas::builtin());
-    assert_eq!(opened, Opened::Existing);
+    assert_eq!(opened, Opened::Existing(None));
     assert_same(&snapshot(&index), &before);
     drop(index);
 
@@ -193,7 +195,7 @@ fn a_schema_change_rebuilds_never_misreads() {
 
     // Reopened with the same schemas: nothing to do.
     let (_, opened) = open(dir.path(), with_app);
-    assert_eq!(opened, Opened::Existing);
+    assert_eq!(opened, Opened::Existing(None));
     // A changed index option on an existing field is a change too.
     let mut changed_option = Schemas::empty();
     changed_option
@@ -286,4 +288,65 @@ fn damaged_or_incomplete_indexes_are_rebuilt() {
     assert_eq!(opened, Opened::Created(RebuildReason::FormatChanged));
     index.rebuild(log).unwrap();
     assert_same(&snapshot(&index), &before);
+}
+
+#[test]
+fn the_chain_checkpoint_is_stored_with_the_commit_that_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut index, _) = open(dir.path(), Schemas::builtin());
+    index.rebuild(Log::new()).unwrap();
+    assert_eq!(index.checkpoint(), None);
+    let log = populate(&mut index, 100, 20);
+    let before = snapshot(&index);
+
+    // The operations of blocks up to height 3 are applied (again: nothing changes, but the
+    // checkpoint is recorded).
+    let checkpoint = Checkpoint {
+        height: 3,
+        hash: [7; 32],
+    };
+    let report = index
+        .apply_through(log[..10].iter().cloned(), Some(checkpoint))
+        .unwrap();
+    assert_eq!(report.entities_changed, 0);
+    assert_eq!(index.checkpoint(), Some(checkpoint));
+    // Later commits of pending operations keep it.
+    let plaintext = index
+        .prepare(vec![Mutation::PutTrait {
+            entity: "late".into(),
+            value: Trait::new("n", "note").with("title", "late"),
+        }])
+        .unwrap();
+    let late = OperationId {
+        time_us: T0 + 1_000_000,
+        node: 9,
+    };
+    index.apply(late, &plaintext, false).unwrap();
+    drop(index);
+
+    let (mut index, opened) = open(dir.path(), Schemas::builtin());
+    assert_eq!(opened, Opened::Existing(Some(checkpoint)));
+    assert_eq!(index.query_text("late").unwrap().entities.len(), 1);
+    // Replaying what the index already holds (as a restart does with the pending
+    // operations) is idempotent.
+    let mut replay = log.clone();
+    replay.push((late, plaintext, false));
+    let again = index.apply_batch(replay).unwrap();
+    assert_eq!(again.entities_changed, 0);
+
+    // A rebuild forgets the checkpoint until one is given again.
+    index.rebuild(log.clone()).unwrap();
+    assert_eq!(index.checkpoint(), None);
+    assert_same(&snapshot(&index), &before);
+    drop(index);
+    let (mut index, opened) = open(dir.path(), Schemas::builtin());
+    assert_eq!(opened, Opened::Existing(None));
+    let next = Checkpoint {
+        height: 4,
+        hash: [8; 32],
+    };
+    index.apply_through(Log::new(), Some(next)).unwrap();
+    drop(index);
+    let (_, opened) = open(dir.path(), Schemas::builtin());
+    assert_eq!(opened, Opened::Existing(Some(next)));
 }

@@ -15,6 +15,7 @@ mod local;
 pub mod members;
 mod node;
 mod ping;
+mod status;
 mod store;
 mod table;
 
@@ -51,6 +52,7 @@ enum Command {
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
+    Status(status::StatusCmd),
     Discovery(discovery::DiscoveryCmd),
 }
 
@@ -117,6 +119,7 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Cell(cmd) => cmd.run(&dir),
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
+        Command::Status(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
         Command::Discovery(cmd) => cmd.run(),
     }

@@ -282,6 +282,8 @@ impl NodeDir {
         let config = CellConfig {
             id: keypair.public(),
             name: name.to_string(),
+            version: 0,
+            initial: None,
             nodes: vec![CellNode {
                 id: node.config.id,
                 name: node.config.name.clone(),

@@ -1,10 +1,12 @@
 //! The store service of one cell: its entity index (`crate::store::StoreIndex`) on a thread
 //! of its own, because every tantivy call blocks.
 //!
-//! The index is fed by the chain service (`super::chain`): at start, the whole chain and
-//! pending store (a rebuild when the index was missing, damaged or of another schema, else an
-//! idempotent catch-up), then, after each engine step, the operations it added or committed;
-//! a truncation replays everything as a rebuild. A `Mutate` request is prepared on the index
+//! The index is fed by the chain service (`super::chain`): at start, the blocks after the
+//! index's checkpoint and the pending store (an idempotent catch-up), or everything as a
+//! rebuild when the index was missing, damaged, of another schema, or its checkpoint does not
+//! match the chain; then, after each engine step, the operations it added or committed, with
+//! the last committed block as the new checkpoint; a truncation replays everything as a
+//! rebuild. A `Mutate` request is prepared on the index
 //! thread (shape, schemas, checks), appended as one chain entry, and applied to the index
 //! before it is answered, so the next query sees it (read your writes).
 //!
@@ -31,8 +33,8 @@ use crate::chain::OperationId;
 use crate::config::Cell;
 use crate::net::{Answer, EventSink};
 use crate::store::{
-    Entity, EntityStatus, Entry, Mutation, MutationError, Opened, Query, QueryError, QueryResults,
-    Schemas, StoreIndex,
+    ApplyReport, Checkpoint, Entity, EntityStatus, Entry, IndexError, Mutation, MutationError,
+    Opened, Query, QueryError, QueryResults, Schemas, StoreIndex,
 };
 
 /// Requests waiting for the index thread; beyond it, callers wait.
@@ -47,28 +49,47 @@ pub const WATCHES_MAX: usize = 256;
 /// An operation as the index takes it: id, entry plaintext, committed.
 pub type Plain = (OperationId, Vec<u8>, bool);
 
-/// What the chain service tells the index.
+/// What the chain service tells the index. `through` is the last block whose operations
+/// are all in this batch or earlier ones: the index records it with the batch.
 pub enum Feed {
     /// Operations added to the pending store or committed in a block.
-    Operations(Vec<Plain>),
-    /// One chunk of a replay of every operation (blocks, then pending); `last` ends it.
+    Operations {
+        /// The operations.
+        operations: Vec<Plain>,
+        /// The last block committed, if any.
+        through: Option<Checkpoint>,
+    },
+    /// One chunk of a replay (blocks from some height, then pending); `last` ends it.
     /// With `rebuild`, the index is emptied first and marked complete at the end.
     Replay {
         /// Empty the index first.
         rebuild: bool,
         /// This chunk.
         operations: Vec<Plain>,
+        /// The last block replayed so far.
+        through: Option<Checkpoint>,
         /// The replay's last chunk.
         last: bool,
     },
+}
+
+/// What the chain service replays into the index when it starts.
+#[derive(Debug, Clone, Copy)]
+pub enum FeedStart {
+    /// The index was just created: every operation, as a rebuild.
+    Rebuild,
+    /// The index is complete up to this checkpoint: the blocks after it (all of them when
+    /// there is none) and the pending operations. A checkpoint that does not match the
+    /// chain makes it a rebuild.
+    After(Option<Checkpoint>),
 }
 
 /// The chain service's end of the feed.
 pub struct StoreFeed {
     /// Where batches go.
     pub sender: async_channel::Sender<Feed>,
-    /// The first replay must be a rebuild (the index was just created).
-    pub rebuild: bool,
+    /// What to replay first.
+    pub start: FeedStart,
 }
 
 enum Request {
@@ -126,14 +147,14 @@ impl StoreThread {
                 dir.display()
             )
         })?;
-        let rebuild = match opened {
-            Opened::Existing => {
+        let start = match opened {
+            Opened::Existing(checkpoint) => {
                 info!("cell `{name}`: entity index opened");
-                false
+                FeedStart::After(checkpoint)
             }
             Opened::Created(reason) => {
                 info!("cell `{name}`: rebuilding the entity index from the chain: {reason}");
-                true
+                FeedStart::Rebuild
             }
         };
         let (feed_sender, feed) = async_channel::bounded(FEED_LEN);
@@ -151,7 +172,7 @@ impl StoreThread {
             },
             StoreFeed {
                 sender: feed_sender,
-                rebuild,
+                start,
             },
         ))
     }
@@ -205,53 +226,76 @@ fn take_feed(
     batch: Feed,
 ) {
     match batch {
-        Feed::Operations(operations) => {
-            if let Err(e) = index.apply_batch(operations) {
+        Feed::Operations {
+            operations,
+            through,
+        } => {
+            if let Err(e) = index.apply_through(operations, through) {
                 error!("cell `{cell}`: cannot update the entity index: {e}");
             }
         }
         Feed::Replay {
             rebuild: true,
             operations,
+            through,
             last,
-        } => {
-            // Pull the replay's next chunks from the feed as the rebuild consumes them.
-            let mut current = operations.into_iter();
-            let mut done = last;
-            let all = std::iter::from_fn(|| loop {
-                if let Some(op) = current.next() {
-                    return Some(op);
-                }
-                if done {
-                    return None;
-                }
-                match feed.recv_blocking() {
-                    Ok(Feed::Replay {
-                        operations, last, ..
-                    }) => {
-                        current = operations.into_iter();
-                        done = last;
-                    }
-                    Ok(Feed::Operations(operations)) => current = operations.into_iter(),
-                    Err(_) => return None,
-                }
-            });
-            match index.rebuild(all) {
-                Ok(report) => info!(
-                    "cell `{cell}`: entity index built: {} operation(s), {} entit(ies), {} refused",
-                    report.applied,
-                    report.entities_changed,
-                    report.refused.len()
-                ),
-                Err(e) => error!("cell `{cell}`: cannot rebuild the entity index: {e}"),
-            }
+        } => match rebuild(index, feed, operations, through, last) {
+            Ok(Some(report)) => info!(
+                "cell `{cell}`: entity index built: {} operation(s), {} entit(ies), {} refused",
+                report.applied,
+                report.entities_changed,
+                report.refused.len()
+            ),
+            Ok(None) => warn!("cell `{cell}`: the chain stopped during the index rebuild"),
+            Err(e) => error!("cell `{cell}`: cannot rebuild the entity index: {e}"),
+        },
+        Feed::Replay {
+            operations,
+            through,
+            last,
+            ..
+        } => match index.apply_through(operations, through) {
+            Ok(_) if last => info!("cell `{cell}`: entity index caught up with the chain"),
+            Ok(_) => {}
+            Err(e) => error!("cell `{cell}`: cannot catch the entity index up: {e}"),
+        },
+    }
+}
+
+/// Empties the index and folds the replay's chunks as they come from the feed; marks the
+/// index complete after the last. `None` if the feed closed before (the index then stays
+/// incomplete, and is rebuilt at the next start).
+fn rebuild(
+    index: &mut StoreIndex,
+    feed: &async_channel::Receiver<Feed>,
+    mut operations: Vec<Plain>,
+    mut through: Option<Checkpoint>,
+    mut last: bool,
+) -> Result<Option<ApplyReport>, IndexError> {
+    index.begin_rebuild()?;
+    let mut report = ApplyReport::default();
+    loop {
+        report.add(index.apply_through(operations, through)?);
+        if last {
+            break;
         }
-        Feed::Replay { operations, .. } => {
-            if let Err(e) = index.apply_batch(operations) {
-                error!("cell `{cell}`: cannot catch the entity index up: {e}");
-            }
+        // The chain sends a replay whole before anything else.
+        match feed.recv_blocking() {
+            Ok(Feed::Replay {
+                operations: more,
+                through: to,
+                last: end,
+                ..
+            }) => (operations, through, last) = (more, to, end),
+            Ok(Feed::Operations {
+                operations: more,
+                through: to,
+            }) => (operations, through) = (more, to),
+            Err(_) => return Ok(None),
         }
     }
+    index.finish_rebuild()?;
+    Ok(Some(report))
 }
 
 /// The Results response for a page of results.
@@ -505,6 +549,17 @@ impl StoreService {
         Ok(results_response(&results))
     }
 
+    /// How many live entities the index holds, once it has folded what the chain fed it.
+    pub async fn entity_count(&self) -> Result<u64, ErrorBody> {
+        let mut query = Query::new(crate::store::query::Predicate::All);
+        query.limit = 1;
+        let results = self
+            .call(|reply| Request::Query { query, reply })
+            .await?
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(results.total)
+    }
+
     /// Takes a Store Subscribe (its payload): a `Watch` is registered on the index thread,
     /// which pushes its results into `sink`; the answer is an empty Response.
     pub async fn subscribe(&self, payload: &[u8], sink: EventSink) -> Answer {
@@ -529,6 +584,13 @@ impl StoreService {
         })
         .await??;
         Ok(Vec::new())
+    }
+
+    /// Whether the index thread still runs (it ends on [`StoreService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Closes the index after the requests already queued, and waits for its thread.

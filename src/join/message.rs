@@ -387,6 +387,8 @@ mod tests {
                 addresses: vec![],
                 roles: vec![Role::Store],
             }],
+            version: 0,
+            initial: None,
         }
     }
 

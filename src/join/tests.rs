@@ -65,6 +65,8 @@ fn cell_for(request: &Request, cell_key: &Keypair) -> CellConfig {
             addresses: request.addresses.clone(),
             roles: request.roles.clone(),
         }],
+        version: 0,
+        initial: None,
     }
 }
 

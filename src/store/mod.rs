@@ -42,7 +42,7 @@ pub mod schema;
 pub mod value;
 
 pub use entity::{Entity, EntityHistory, EntityStatus, HistoryEntry, TraitState};
-pub use index::{ApplyReport, IndexError, Opened, RebuildReason, StoreIndex};
+pub use index::{ApplyReport, Checkpoint, IndexError, Opened, RebuildReason, StoreIndex};
 pub use mutation::{Entry, EntryError, Expected, Mutation, MutationError};
 pub use query::{Query, QueryError, QueryResults};
 pub use schema::{FieldKind, FieldSchema, SchemaError, Schemas, TraitSchema, ValidationError};

@@ -2,6 +2,8 @@
 //! daemons, and lay out multi-node cells on loopback ports.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod proxy;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -171,6 +173,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon of `dir` and waits until it listens.
     pub fn start(dir: &Path) -> Daemon {
+        Daemon::start_with_env(dir, &[])
+    }
+
+    /// Starts the daemon of `dir` with extra environment and waits until it listens.
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let log = dir.join("daemon.log");
         let file = fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_exo"))
@@ -178,6 +185,7 @@ impl Daemon {
             .arg(dir)
             .arg("daemon")
             .env("EXO_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
