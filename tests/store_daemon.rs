@@ -69,6 +69,8 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
         })
         .collect();
     ok(dir, &["store", "delete", &ids[0]]); // priority 0
+    // Committed first, so the `pending` flags cannot change between the snapshots.
+    wait_committed(dir);
     let before = ok(
         dir,
         &["store", "query", "--json", "type:task sort:task.priority"],

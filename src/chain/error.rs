@@ -262,6 +262,13 @@ pub enum VerifyError {
         /// The strict majority required.
         required: usize,
     },
+    /// A membership change is unusable or not signed by the cell key.
+    BadMembership {
+        /// The operation carrying it.
+        id: OperationId,
+        /// Why, in words.
+        reason: String,
+    },
     /// The genesis block is malformed: wrong height, previous hash, operations, proposer or
     /// signature.
     BadGenesis {
@@ -275,6 +282,9 @@ impl fmt::Display for VerifyError {
         match self {
             VerifyError::UnknownAuthor { id, author } => {
                 write!(f, "operation {id}: author {author} is not a member of the cell")
+            }
+            VerifyError::BadMembership { id, reason } => {
+                write!(f, "operation {id}: refused membership change: {reason}")
             }
             VerifyError::ForeignId { id, author } => write!(
                 f,

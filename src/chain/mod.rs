@@ -29,7 +29,8 @@
 //! ```
 //!
 //! Code map: [`id`] (operation ids and the hybrid logical clock), [`operation`], [`block`],
-//! [`crypto`] (signing domains, entry encryption), [`verify`] (membership and every check),
+//! [`crypto`] (signing domains, entry encryption), [`membership`] (signed node lists, payload
+//! kind 1), [`verify`] (membership and every check),
 //! [`store`] (LMDB), [`error`], `encoding` (the bincode configuration).
 //!
 //! Architecture invariant: everything here but [`store`] is pure: no I/O, no clock. Times are
@@ -41,6 +42,7 @@ pub mod crypto;
 mod encoding;
 pub mod error;
 pub mod id;
+pub mod membership;
 pub mod operation;
 pub mod store;
 pub mod verify;
@@ -55,6 +57,7 @@ pub use crypto::EntryKey;
 pub use encoding::hex;
 pub use error::{ChainError, DecodeError, EntryError, IdError, StoreError, VerifyError};
 pub use id::{node_tag, IdGenerator, OperationId};
+pub use membership::{MembershipDocument, SignedMembership};
 pub use operation::{Operation, Payload};
 pub use store::{Batch, ChainStore, Location, PutOutcome};
 pub use verify::Membership;

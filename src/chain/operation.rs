@@ -20,6 +20,7 @@ use super::crypto::{signed_message, EntryKey, ENTRY_TAG_LEN, OPERATION_DOMAIN};
 use super::encoding::{self, decode_key};
 use super::error::{DecodeError, EntryError};
 use super::id::OperationId;
+use super::membership::SignedMembership;
 use super::OPERATION_SIZE_BYTES_MAX;
 
 /// Encoded size of everything in an entry operation except the ciphertext bytes:
@@ -32,9 +33,9 @@ pub const ENTRY_PLAINTEXT_BYTES_MAX: usize =
 
 /// What an operation carries.
 ///
-/// Encoded as a u32 variant index then the variant's fields. Index 0 is `Entry`; indices 1
-/// (membership change, signed by the cell key) and 2 (app package) are reserved for later
-/// kinds; a decoder refuses an index it does not know.
+/// Encoded as a u32 variant index then the variant's fields. Index 0 is `Entry`, 1 a
+/// membership change signed by the cell key; index 2 (app package) is reserved for a later
+/// kind; a decoder refuses an index it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub enum Payload {
     /// User data, sealed with the cell's [`EntryKey`].
@@ -42,6 +43,9 @@ pub enum Payload {
         /// XChaCha20-Poly1305 ciphertext with its 16-byte tag.
         ciphertext: Vec<u8>,
     },
+    /// A new membership document of the cell (`spec/chain.md` section 6), in force from the
+    /// block after the one that commits it.
+    Membership(Box<SignedMembership>),
 }
 
 /// A signed operation.
@@ -103,6 +107,7 @@ impl Operation {
     pub fn open_entry(&self, key: &EntryKey) -> Result<Vec<u8>, EntryError> {
         match &self.payload {
             Payload::Entry { ciphertext } => key.open(&self.id, &self.author, ciphertext),
+            Payload::Membership(_) => Err(EntryError::NotAnEntry { id: self.id }),
         }
     }
 
@@ -146,6 +151,7 @@ impl Operation {
     pub fn size_bytes(&self) -> usize {
         match &self.payload {
             Payload::Entry { ciphertext } => ENTRY_OPERATION_OVERHEAD_BYTES + ciphertext.len(),
+            Payload::Membership(_) => self.to_bytes().len(),
         }
     }
 }
@@ -212,7 +218,9 @@ mod tests {
         let op = entry(&cell, &author, b"hello");
         assert!(!op.signature_is_valid(&Keypair::generate().public()));
         let mut tampered = op.clone();
-        let Payload::Entry { ciphertext } = &mut tampered.payload;
+        let Payload::Entry { ciphertext } = &mut tampered.payload else {
+            unreachable!("an entry was built")
+        };
         ciphertext[0] ^= 1;
         assert!(!tampered.signature_is_valid(&cell.public()));
         let mut moved = op.clone();
@@ -239,7 +247,7 @@ mod tests {
         ));
         // Unknown payload kind.
         let mut kind = bytes.clone();
-        kind[48] = 1;
+        kind[48] = 3;
         assert!(Operation::from_bytes(&kind).is_err());
         // A ciphertext length claiming 2^63 bytes.
         let mut huge = bytes.clone();

@@ -246,7 +246,9 @@ fn bad_operations_inside_a_block_are_refused() {
     let previous = &cell.genesis.header;
 
     let mut tampered = cell.block(0);
-    let Payload::Entry { ciphertext } = &mut tampered.operations[0].payload;
+    let Payload::Entry { ciphertext } = &mut tampered.operations[0].payload else {
+        unreachable!("entries were built")
+    };
     ciphertext[0] ^= 1;
     cell.reseal(&mut tampered);
     let err = tampered.verify(previous, m).unwrap_err();
@@ -358,7 +360,9 @@ fn a_chain_only_node_verifies_but_cannot_read() {
             op.open_entry(&guess),
             Err(EntryError::Decrypt { .. })
         ));
-        let Payload::Entry { ciphertext } = &op.payload;
+        let Payload::Entry { ciphertext } = &op.payload else {
+            unreachable!("entries were built")
+        };
         assert!(!ciphertext.windows(3).any(|w| w == b"one" || w == b"two"));
     }
     // A node with the cell secret reads them.

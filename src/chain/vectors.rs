@@ -5,6 +5,7 @@
 use exocore_protocol::identity::Keypair;
 
 use super::*;
+use crate::config::{CellNode, Role};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/chain");
 
@@ -68,6 +69,36 @@ fn fixed_seeds_match_the_fixtures() {
     v.add("block1.hex", &block.to_bytes());
     v.add("block1_hash.hex", &block.hash());
 
+    // A membership change to version 1: A (chain, store) and B (chain), carried by A.
+    let document = MembershipDocument {
+        cell: cell.public(),
+        version: 1,
+        nodes: vec![
+            CellNode {
+                id: a.public(),
+                name: "a".into(),
+                addresses: vec!["127.0.0.1:3330".into()],
+                roles: vec![Role::Chain, Role::Store],
+            },
+            CellNode {
+                id: b.public(),
+                name: "b".into(),
+                addresses: vec![],
+                roles: vec![Role::Chain],
+            },
+        ],
+    };
+    let change = SignedMembership::sign(document, &cell);
+    v.add("membership.hex", &change.to_bytes());
+    let id_m = OperationId::new(T0 + 2, &a.public());
+    let op_m = Operation::sign(
+        &cell.public(),
+        id_m,
+        &a,
+        Payload::Membership(Box::new(change.clone())),
+    );
+    v.add("membership_operation.hex", &op_m.to_bytes());
+
     if std::env::var_os("UPDATE_VECTORS").is_some() {
         for (name, text) in &v.files {
             std::fs::write(format!("{DIR}/{name}"), format!("{text}\n")).unwrap();
@@ -90,4 +121,9 @@ fn fixed_seeds_match_the_fixtures() {
     block.verify(&genesis.header, &membership).unwrap();
     assert!(block.operations.contains(&op));
     assert!(block.operations[0].id < block.operations[1].id);
+    let change = SignedMembership::from_bytes(&read("membership.hex")).unwrap();
+    change.verify(&cell.public()).unwrap();
+    let op = Operation::from_bytes(&read("membership_operation.hex")).unwrap();
+    op.verify(&membership).unwrap();
+    assert_eq!(op.payload, Payload::Membership(Box::new(change)));
 }

@@ -17,8 +17,8 @@ use super::block::{check_operation_limits, check_signature_limit, operations_has
 use super::block::{BlockHeader, BlockSignature};
 use super::error::VerifyError;
 use super::operation::Operation;
+use super::operation::Payload;
 use super::OPERATION_SIZE_BYTES_MAX;
-use crate::config::{CellConfig, Role};
 
 /// Who may write and who may commit in a cell, as verification needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +26,24 @@ pub struct Membership {
     cell: PublicKey,
     members: Vec<PublicKey>,
     chain_nodes: Vec<PublicKey>,
+    /// The version of the document it comes from (`spec/chain.md` section 6).
+    version: u64,
 }
 
 impl Membership {
     /// The membership of `cell`: `members` may author operations, `chain_nodes` sign blocks
-    /// (chain nodes are members too, and are added to `members` if missing).
+    /// (chain nodes are members too, and are added to `members` if missing). Version 0.
     pub fn new(cell: PublicKey, members: Vec<PublicKey>, chain_nodes: Vec<PublicKey>) -> Self {
+        Membership::with_version(cell, members, chain_nodes, 0)
+    }
+
+    /// [`Membership::new`] at a document version.
+    pub fn with_version(
+        cell: PublicKey,
+        members: Vec<PublicKey>,
+        chain_nodes: Vec<PublicKey>,
+        version: u64,
+    ) -> Self {
         fn unique(keys: impl IntoIterator<Item = PublicKey>) -> Vec<PublicKey> {
             let mut out: Vec<PublicKey> = Vec::new();
             for key in keys {
@@ -45,22 +57,13 @@ impl Membership {
             cell,
             members: unique(members.into_iter().chain(chain_nodes.iter().copied())),
             chain_nodes: unique(chain_nodes),
+            version,
         }
     }
 
-    /// The membership a cell's configuration describes: every listed node is a member, those
-    /// with the `chain` role are chain nodes.
-    pub fn from_config(config: &CellConfig) -> Membership {
-        Membership::new(
-            config.id,
-            config.nodes.iter().map(|n| n.id).collect(),
-            config
-                .nodes
-                .iter()
-                .filter(|n| n.roles.contains(&Role::Chain))
-                .map(|n| n.id)
-                .collect(),
-        )
+    /// The version of the membership document in force.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The cell's id.
@@ -121,6 +124,14 @@ impl Operation {
         }
         if !self.signature_is_valid(membership.cell()) {
             return Err(VerifyError::BadOperationSignature { id: self.id });
+        }
+        if let Payload::Membership(change) = &self.payload {
+            change
+                .verify(membership.cell())
+                .map_err(|reason| VerifyError::BadMembership {
+                    id: self.id,
+                    reason,
+                })?;
         }
         Ok(())
     }

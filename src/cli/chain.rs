@@ -18,6 +18,7 @@ use crate::chain::{
     chain_dir, hex, Block, ChainStore, Membership, OperationId, BLOCK_SIZE_BYTES_MAX,
 };
 use crate::config::{Cell, Node, NodeDir, Role};
+use crate::engine::view::membership_at;
 
 /// The chain of a cell on this node.
 #[derive(FromArgs)]
@@ -164,6 +165,12 @@ fn info(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
     let pending = store.pending_count().map_err(failed)?;
     let disk = store.disk_size_bytes().map_err(failed)?;
     let last = store.last_block().map_err(failed)?;
+    let membership = membership_at(
+        &store,
+        &Membership::initial(&cell.config),
+        height.unwrap_or(0),
+    )
+    .map_err(failed)?;
     let proposer_name = |block: &Block| {
         cell.config
             .nodes
@@ -185,6 +192,10 @@ fn info(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
             "pending_operations": pending,
             "disk_bytes": disk,
             "map_bytes": store.map_size_bytes(),
+            "membership_version": membership.version(),
+            "members": membership.members().len(),
+            "chain_nodes": membership.chain_nodes().len(),
+            "quorum": membership.quorum(),
             "last_block": last.as_ref().map(|b| serde_json::json!({
                 "height": b.height(),
                 "hash": hex(&b.hash()),
@@ -213,6 +224,13 @@ fn info(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
     }
     println!("pending      {pending} operation(s)");
     println!(
+        "membership   version {}, {} member(s), {} chain node(s), quorum {}",
+        membership.version(),
+        membership.members().len(),
+        membership.chain_nodes().len(),
+        membership.quorum()
+    );
+    println!(
         "size         {:.1} MiB on disk, map {} MiB",
         disk as f64 / (1 << 20) as f64,
         store.map_size_bytes() >> 20
@@ -222,10 +240,12 @@ fn info(node: &Node, cell: &Cell, json: bool) -> Result<(), CliError> {
 
 fn check(node: &Node, cell: &Cell) -> Result<(), CliError> {
     let store = open(node, cell)?;
-    let membership = Membership::from_config(&cell.config);
+    let initial = Membership::initial(&cell.config);
     let count = store
-        .verify_all(&membership)
+        .verify_all(&initial)
         .map_err(|e| failed(format!("the chain is damaged: {e}")))?;
+    let height = store.height().map_err(failed)?.unwrap_or(0);
+    let membership = membership_at(&store, &initial, height).map_err(failed)?;
     let mut pending = 0u64;
     for_each_pending(&store, |op| {
         pending += 1;
@@ -297,7 +317,9 @@ fn import(node: &Node, cell: &Cell, file: PathBuf) -> Result<(), CliError> {
             cell.config.name
         )));
     }
-    let membership = Membership::from_config(&cell.config);
+    // The membership in force at each block: from the initial one, with the changes of the
+    // blocks before it (the archive's blocks come in height order from the genesis).
+    let mut membership = Membership::initial(&cell.config);
     let (mut added, mut known, mut pending_added) = (0u64, 0u64, 0u64);
     let mut batch = Vec::new();
     while let Some(record) = reader
@@ -314,6 +336,7 @@ fn import(node: &Node, cell: &Cell, file: PathBuf) -> Result<(), CliError> {
                         )));
                     }
                     known += 1;
+                    membership.apply_block(&block);
                     continue;
                 }
                 let verified = match height.checked_sub(1) {
@@ -330,6 +353,7 @@ fn import(node: &Node, cell: &Cell, file: PathBuf) -> Result<(), CliError> {
                 };
                 verified.map_err(|e| failed(format!("block at height {height} refused: {e}")))?;
                 store.append_block(&block).map_err(failed)?;
+                membership.apply_block(&block);
                 added += 1;
             }
             Record::Pending(op) => {

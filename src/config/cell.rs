@@ -24,6 +24,19 @@ impl Role {
     /// Every role, in display order.
     pub const ALL: [Role; 3] = [Role::Chain, Role::Store, Role::AppHost];
 
+    /// The roles whose flag is set, in display order.
+    pub fn chosen(chain: bool, store: bool, app_host: bool) -> Vec<Role> {
+        [
+            (Role::Chain, chain),
+            (Role::Store, store),
+            (Role::AppHost, app_host),
+        ]
+        .into_iter()
+        .filter(|(_, chosen)| *chosen)
+        .map(|(role, _)| role)
+        .collect()
+    }
+
     /// The role's name, as written in files.
     pub fn name(self) -> &'static str {
         match self {
@@ -41,7 +54,7 @@ impl fmt::Display for Role {
 }
 
 /// One node of the cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellNode {
     /// The node's public key.
@@ -66,31 +79,31 @@ pub struct CellConfig {
     pub id: PublicKey,
     /// A human name, unique among this node's cells, used by `--cell`.
     pub name: String,
+    /// The version of the membership document (`spec/chain.md` section 6) that `nodes` is:
+    /// 0 until the first replicated change is committed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u64,
     /// Its nodes.
     #[serde(default)]
     pub nodes: Vec<CellNode>,
+    /// The node list the cell started with (version 0), kept once a committed change replaced
+    /// `nodes`: verifying the chain from its genesis starts from it. Absent while `nodes` is
+    /// still that list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<Vec<CellNode>>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl CellConfig {
-    /// Checks names, addresses, and that no node or role is listed twice.
+    /// Checks names, addresses, and that no node or role is listed twice, in the node list
+    /// and in the initial one.
     pub fn validate(&self) -> Result<(), String> {
         names::check(&self.name)?;
-        for (i, node) in self.nodes.iter().enumerate() {
-            names::check(&node.name)?;
-            node.addresses
-                .iter()
-                .try_for_each(|a| names::check_address(a))?;
-            if self.nodes[..i].iter().any(|other| other.id == node.id) {
-                return Err(format!("node {} is listed twice", node.id));
-            }
-            let mut roles = node.roles.clone();
-            roles.sort();
-            roles.dedup();
-            if roles.len() != node.roles.len() {
-                return Err(format!("node `{}` has a role listed twice", node.name));
-            }
-        }
-        Ok(())
+        check_nodes(&self.nodes)?;
+        check_nodes(self.initial.as_deref().unwrap_or_default())
     }
 
     /// The entry of node `id`, if it is a member.
@@ -110,6 +123,26 @@ impl CellConfig {
     }
 }
 
+/// Checks a node list: names, addresses, no node or role listed twice.
+fn check_nodes(nodes: &[CellNode]) -> Result<(), String> {
+    for (i, node) in nodes.iter().enumerate() {
+        names::check(&node.name)?;
+        node.addresses
+            .iter()
+            .try_for_each(|a| names::check_address(a))?;
+        if nodes[..i].iter().any(|other| other.id == node.id) {
+            return Err(format!("node {} is listed twice", node.id));
+        }
+        let mut roles = node.roles.clone();
+        roles.sort();
+        roles.dedup();
+        if roles.len() != node.roles.len() {
+            return Err(format!("node `{}` has a role listed twice", node.name));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +152,8 @@ mod tests {
         CellConfig {
             id: Keypair::generate().public(),
             name: "home".into(),
+            version: 0,
+            initial: None,
             nodes: vec![CellNode {
                 id: Keypair::generate().public(),
                 name: "pi".into(),

@@ -25,6 +25,10 @@ pub struct NodeConfig {
     /// Addresses at which other nodes reach this one (`host:port`); empty if it only dials.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The rendezvous server (`host:port`) that `exo cell join` and `exo cell node add --pin`
+    /// use unless given `--discovery`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<String>,
     /// Chain storage settings.
     #[serde(default, skip_serializing_if = "ChainSettings::is_default")]
     pub chain: ChainSettings,
@@ -32,6 +36,9 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "StoreSettings::is_default")]
     pub store: StoreSettings,
 }
+
+/// Port `exo discovery daemon` listens on unless told otherwise.
+pub const DEFAULT_DISCOVERY_PORT: u16 = 3340;
 
 /// Default initial LMDB map of a cell's chain, in MiB: small enough for a 32-bit board's
 /// address space with several cells; the map grows on demand.
@@ -125,6 +132,7 @@ impl NodeConfig {
         self.store.validate()?;
         self.addresses
             .iter()
+            .chain(&self.discovery)
             .try_for_each(|a| names::check_address(a))
     }
 
@@ -138,6 +146,7 @@ impl NodeConfig {
              #   name       a human name for tables and logs\n\
              #   listen     address the daemon listens on, e.g. \"0.0.0.0:{DEFAULT_PORT}\"\n\
              #   addresses  where other nodes reach this one, e.g. [\"192.168.1.20:{DEFAULT_PORT}\"]\n\
+             #   discovery  rendezvous server for joining by PIN, e.g. \"pi.lan:{DEFAULT_DISCOVERY_PORT}\"\n\
              #   chain.map_size_mb  initial chain map per cell, MiB (default {DEFAULT_CHAIN_MAP_SIZE_MB}; grows on demand)\n\
              #   store.retention_days  days old versions and deletions stay in the entity index (default {DEFAULT_STORE_RETENTION_DAYS})\n\
              {body}"

@@ -11,18 +11,20 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_io::Timer;
+use exocore_protocol::admin::ChainStatus;
 use exocore_protocol::envelope::Service;
 use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
+use super::members::{cell_net, config_after, settle, ChangeError, ChangeResult, Waiter};
 use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
 use crate::chain::{
-    chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
-    BLOCK_SIZE_BYTES_MAX,
+    chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId, Payload,
+    SignedMembership, BLOCK_SIZE_BYTES_MAX,
 };
 use crate::clock::now_us;
-use crate::config::{Cell, Node};
+use crate::config::{Cell, CellConfig, Node, NodeDir};
 use crate::engine::{self, ChainMessage, Engine, Event, Input, Output};
 use crate::net::Network;
 use crate::store::Checkpoint;
@@ -32,8 +34,13 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Inputs waiting for the engine; beyond it, messages from peers are dropped (the engine's
 /// protocol resends) and local writes wait.
 pub const INBOX_LEN: usize = 1024;
+/// How long a local membership request waits for its change to commit.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a chain node without a chain asks the others for the genesis.
 pub const GENESIS_ASK_INTERVAL: Duration = Duration::from_secs(1);
+
+const NO_CHAIN_YET: &str =
+    "this node has no chain yet: it is fetching it from the other chain nodes";
 
 /// What the chain service is asked to do.
 pub enum ChainInput {
@@ -44,6 +51,13 @@ pub enum ChainInput {
         /// The message (boxed: it is much larger than the other variant).
         message: Box<ChainMessage>,
     },
+    /// A membership change to write; answered once a block commits it.
+    ChangeMembership {
+        /// The signed document.
+        change: Box<SignedMembership>,
+        /// Where `(version, height)`, or why not, goes.
+        reply: async_channel::Sender<ChangeResult>,
+    },
     /// New entries to write in one engine step (one durable write); answered once they are
     /// durable in the pending store. Their operation ids follow their order.
     Append {
@@ -52,6 +66,19 @@ pub enum ChainInput {
         /// Where each entry's operation id, or why not, goes (in order).
         reply: async_channel::Sender<Vec<Result<OperationId, String>>>,
     },
+    /// A report of the chain's state, for `exo status`.
+    Status {
+        /// Where the report goes.
+        reply: async_channel::Sender<ChainReport>,
+    },
+}
+
+/// The chain's state on this node, and the heights other chain nodes announced.
+pub struct ChainReport {
+    /// For the Status answer.
+    pub status: ChainStatus,
+    /// Height each peer last announced.
+    pub peer_heights: Vec<(PublicKey, u64)>,
 }
 
 /// The running chain service of a cell.
@@ -64,19 +91,28 @@ impl ChainService {
     /// Opens the cell's chain and starts its engine. With `feed`, the cell's entity index is
     /// fed: the whole chain first, then what each step adds or commits.
     pub fn start(
+        dir: &NodeDir,
         node: &Node,
         cell: &Cell,
         network: Network,
         feed: Option<StoreFeed>,
     ) -> Result<ChainService, String> {
-        let dir = chain_dir(&cell.dir);
-        let store = ChainStore::open(&dir, &cell.config.id, node.config.chain.map_size_bytes())
-            .map_err(|e| format!("cannot open the chain of cell `{}`: {e}", cell.config.name))?;
+        let store = ChainStore::open(
+            &chain_dir(&cell.dir),
+            &cell.config.id,
+            node.config.chain.map_size_bytes(),
+        )
+        .map_err(|e| format!("cannot open the chain of cell `{}`: {e}", cell.config.name))?;
         let context = Context {
             cell: cell.config.id,
             cell_name: cell.config.name.clone(),
             me: node.keypair.clone(),
-            membership: Membership::from_config(&cell.config),
+            membership: Membership::initial(&cell.config),
+            node_dir: dir.clone(),
+            cell_dir: cell.dir.clone(),
+            config: cell.config.clone(),
+            waiters: Vec::new(),
+            removed: false,
             entry_key: cell.keypair.as_ref().map(EntryKey::from_cell_keypair),
             store,
             network,
@@ -112,6 +148,13 @@ impl ChainService {
             inbox,
             thread: std::sync::Mutex::new(Some(thread)),
         })
+    }
+
+    /// Whether the engine's thread still runs (it ends on [`ChainService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Hands a message from a peer to the engine; dropped if the engine is behind (the
@@ -160,6 +203,36 @@ impl ChainService {
             .unwrap_or_else(|_| failed("the chain service stopped"))
     }
 
+    /// The chain's state, or `None` if the chain thread is not running.
+    pub async fn status(&self) -> Option<ChainReport> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox.send(ChainInput::Status { reply }).await.ok()?;
+        answer.recv().await.ok()
+    }
+
+    /// Commits a membership change; returns `(version, height)` once a block committed it,
+    /// or why not (refused, superseded, or not committed within [`CHANGE_TIMEOUT`]).
+    pub async fn change_membership(&self, change: SignedMembership) -> ChangeResult {
+        let stopped = || ChangeError::NotCommitted("the chain service is stopping".into());
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox
+            .send(ChainInput::ChangeMembership {
+                change: Box::new(change),
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        let wait = async { answer.recv().await.map_err(|_| stopped())? };
+        let timeout = async {
+            Timer::after(CHANGE_TIMEOUT).await;
+            Err(ChangeError::NotCommitted(format!(
+                "the change is written but no block committed it within {} s: it stays pending and commits once a majority of the chain nodes is reachable",
+                CHANGE_TIMEOUT.as_secs()
+            )))
+        };
+        future::or(wait, timeout).await
+    }
+
     /// Stops the engine after its current step and waits for it: the store is closed after.
     pub fn stop(&self) {
         self.inbox.close();
@@ -174,7 +247,16 @@ struct Context {
     cell: PublicKey,
     cell_name: String,
     me: Keypair,
+    /// The cell's membership before block 1 (the engine derives the one in force).
     membership: Membership,
+    node_dir: NodeDir,
+    cell_dir: std::path::PathBuf,
+    /// The cell's configuration as last written.
+    config: CellConfig,
+    /// Local membership requests waiting for their change to commit.
+    waiters: Vec<Waiter>,
+    /// Set once this node learned it was removed from the cell: the service stops.
+    removed: bool,
     entry_key: Option<EntryKey>,
     store: ChainStore,
     network: Network,
@@ -210,6 +292,9 @@ impl Context {
 
     fn run(mut self, engine: Option<Engine>, inbox: async_channel::Receiver<ChainInput>) {
         let mut engine = engine;
+        if let Some(running) = &engine {
+            self.config_from_chain(running);
+        }
         let mut asked_at: Option<std::time::Instant> = None;
         if let Some(start) = self.feed.as_ref().map(|f| f.start) {
             self.replay(start);
@@ -228,8 +313,13 @@ impl Context {
                         engine = self.take_genesis(from, *message);
                     }
                     Some(Some(ChainInput::Append { payloads, reply })) => {
-                        let reason = "this node has no chain yet: it is fetching it from the other chain nodes";
-                        let _ = reply.try_send(vec![Err(reason.into()); payloads.len()]);
+                        let _ = reply.try_send(vec![Err(NO_CHAIN_YET.into()); payloads.len()]);
+                    }
+                    Some(Some(ChainInput::ChangeMembership { reply, .. })) => {
+                        let _ = reply.try_send(Err(ChangeError::NotCommitted(NO_CHAIN_YET.into())));
+                    }
+                    Some(Some(ChainInput::Status { reply })) => {
+                        let _ = reply.try_send(self.report(None));
                     }
                 }
                 continue;
@@ -247,14 +337,58 @@ impl Context {
                     let results = self.append(running, payloads);
                     let _ = reply.try_send(results);
                 }
+                Some(Some(ChainInput::Status { reply })) => {
+                    let _ = reply.try_send(self.report(Some(running)));
+                }
+                Some(Some(ChainInput::ChangeMembership { change, reply })) => {
+                    self.change_membership(running, *change, reply);
+                }
+            }
+            if self.removed {
+                break;
             }
         }
+        // Requests still queued are dropped, so their callers learn the service stopped.
+        inbox.close();
+        while inbox.try_recv().is_ok() {}
         let height = engine.map(|e| e.tip().height.to_string());
         info!(
             "cell `{}`: chain stopped at height {}",
             self.cell_name,
             height.as_deref().unwrap_or("none")
         );
+    }
+
+    /// The chain's state for `exo status`; `engine` is `None` while the genesis is fetched.
+    fn report(&self, engine: Option<&Engine>) -> ChainReport {
+        let size_bytes = self.store.disk_size_bytes().unwrap_or(0);
+        let membership = engine.map(Engine::membership).unwrap_or(&self.membership);
+        let mut status = ChainStatus {
+            state: "fetching the genesis from the other chain nodes".into(),
+            height: 0,
+            last_block: [0; 32],
+            last_block_time_us: 0,
+            pending_operations: 0,
+            size_bytes,
+            chain_nodes: membership.chain_nodes().len() as u32,
+            quorum: membership.quorum() as u32,
+        };
+        let Some(engine) = engine else {
+            return ChainReport {
+                status,
+                peer_heights: Vec::new(),
+            };
+        };
+        let tip = engine.tip();
+        status.state = "running".into();
+        status.height = tip.height;
+        status.last_block = tip.hash();
+        status.last_block_time_us = tip.time_us;
+        status.pending_operations = engine.pending_count() as u64;
+        ChainReport {
+            status,
+            peer_heights: engine.peer_heights(),
+        }
     }
 
     /// Without a chain: asks every other chain node for the genesis, once a second
@@ -321,6 +455,7 @@ impl Context {
         engine: &mut Engine,
         payloads: Vec<Vec<u8>>,
     ) -> Vec<Result<OperationId, String>> {
+        super::failpoint::trigger("chain-append");
         let count = payloads.len();
         let all = |reason: String| vec![Err(reason); count];
         let Some(key) = self.entry_key.as_ref() else {
@@ -328,33 +463,101 @@ impl Context {
                 "this node does not hold the cell's secret: it cannot write entries".into(),
             );
         };
-        let Ok(wanted) = u32::try_from(count) else {
-            return all("too many entries in one write".into());
-        };
-        let ids = match self
-            .store
-            .next_operation_ids(&self.me.public(), now_us(), wanted)
-        {
-            Ok(ids) if ids.len() == count => ids,
-            Ok(_) => return all("not enough operation ids issued".into()),
-            Err(e) => return all(e.to_string()),
+        let ids = match self.next_ids(count) {
+            Ok(ids) => ids,
+            Err(e) => return all(e),
         };
         let mut operations = Vec::with_capacity(count);
-        let mut results: Vec<Result<OperationId, String>> = Vec::with_capacity(count);
+        let mut sealed: Vec<Result<(), String>> = Vec::with_capacity(count);
         for (payload, id) in payloads.iter().zip(ids) {
             match Operation::new_entry(&self.cell, key, id, &self.me, payload) {
                 Ok(operation) => {
                     operations.push(operation);
-                    results.push(Ok(id));
+                    sealed.push(Ok(()));
                 }
-                Err(e) => results.push(Err(e.to_string())),
+                Err(e) => sealed.push(Err(e.to_string())),
             }
         }
-        if operations.is_empty() {
-            return results;
+        let mut written = self.write_all(engine, operations).into_iter();
+        sealed
+            .into_iter()
+            .map(|s| s.and_then(|()| written.next().unwrap_or_else(|| Err("not written".into()))))
+            .collect()
+    }
+
+    /// `count` new operation ids of this node, in order.
+    fn next_ids(&self, count: usize) -> Result<Vec<OperationId>, String> {
+        let wanted = u32::try_from(count).map_err(|_| "too many entries in one write")?;
+        let ids = self
+            .store
+            .next_operation_ids(&self.me.public(), now_us(), wanted)
+            .map_err(|e| e.to_string())?;
+        if ids.len() != count {
+            return Err("not enough operation ids issued".into());
         }
+        Ok(ids)
+    }
+
+    fn next_id(&self) -> Result<OperationId, String> {
+        let mut ids = self.next_ids(1)?;
+        ids.pop().ok_or_else(|| "no operation id issued".into())
+    }
+
+    /// Writes a membership change authored by this node; `reply` is answered when a block
+    /// commits it (see `members::settle`), or now if it is refused.
+    fn change_membership(
+        &mut self,
+        engine: &mut Engine,
+        change: SignedMembership,
+        reply: async_channel::Sender<ChangeResult>,
+    ) {
+        let in_force = engine.membership().version();
+        let checked = change.verify(&self.cell).and_then(|()| {
+            if change.document.version <= in_force {
+                Err(format!(
+                    "version {} is not newer than version {in_force} in force (the cell changed meanwhile): run the command again",
+                    change.document.version
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        let written = checked.and_then(|()| {
+            let id = self.next_id()?;
+            let operation = Operation::sign(
+                &self.cell,
+                id,
+                &self.me,
+                Payload::Membership(Box::new(change.clone())),
+            );
+            let mut written = self.write_all(engine, vec![operation]);
+            written.pop().unwrap_or_else(|| Err("not written".into()))
+        });
+        match written {
+            Ok(operation) => self.waiters.push(Waiter {
+                operation,
+                change,
+                reply,
+            }),
+            Err(reason) => {
+                let _ = reply.try_send(Err(ChangeError::Refused(reason)));
+            }
+        }
+    }
+
+    /// Writes signed operations of this node in one engine step (one durable write); each
+    /// one's id once durable in the pending store, or why not, in order.
+    fn write_all(
+        &mut self,
+        engine: &mut Engine,
+        operations: Vec<Operation>,
+    ) -> Vec<Result<OperationId, String>> {
+        if operations.is_empty() {
+            return Vec::new();
+        }
+        let ids: Vec<OperationId> = operations.iter().map(|o| o.id).collect();
         let Some(output) = self.step(engine, Input::Write { operations }) else {
-            return all("the write could not be made durable".into());
+            return vec![Err("the write could not be made durable".into()); ids.len()];
         };
         let added: Vec<OperationId> = output
             .events
@@ -369,16 +572,17 @@ impl Context {
             Event::Rejected { peer: None, reason } => Some(reason.clone()),
             _ => None,
         });
-        for result in &mut results {
-            if let Ok(id) = result {
-                if !added.contains(id) {
-                    *result = Err(reason
+        ids.into_iter()
+            .map(|id| {
+                if added.contains(&id) {
+                    Ok(id)
+                } else {
+                    Err(reason
                         .clone()
-                        .unwrap_or_else(|| "the engine did not take the write".into()));
+                        .unwrap_or_else(|| "the engine did not take the write".into()))
                 }
-            }
-        }
-        results
+            })
+            .collect()
     }
 
     /// One engine step: decide, make durable, then send and log. `None` if the writes could
@@ -417,9 +621,78 @@ impl Context {
         }
         for event in &output.events {
             self.log(event);
+            if let Event::MembershipChanged { change, .. } = event {
+                self.membership_changed(change);
+            }
         }
+        settle(&mut self.waiters, &output);
         self.forward(&output);
         Some(output)
+    }
+
+    /// Brings `cell.toml` up to the membership of the stored chain, if it is behind (the
+    /// daemon stopped between a commit and the rewrite).
+    fn config_from_chain(&mut self, engine: &Engine) {
+        if engine.membership().version() <= self.config.version {
+            return;
+        }
+        let tip = engine.tip().height;
+        match engine::view::last_change(&self.store, &self.membership, tip) {
+            Ok(Some(change)) => {
+                info!(
+                    "cell `{}`: cell.toml is behind the chain (version {} < {}): rewriting it",
+                    self.cell_name, self.config.version, change.document.version
+                );
+                self.membership_changed(&change);
+            }
+            Ok(None) => {}
+            Err(err) => error!(
+                "cell `{}`: cannot read the chain's membership changes: {err}",
+                self.cell_name
+            ),
+        }
+    }
+
+    /// A committed change: `cell.toml` is rewritten (atomically) and the network learns the
+    /// new members and peers, without a restart. If this node is no longer listed, it stops
+    /// serving the cell.
+    fn membership_changed(&mut self, change: &SignedMembership) {
+        let config = config_after(&self.config, change);
+        if let Err(err) = self.node_dir.save_cell(&self.cell_dir, &config) {
+            error!(
+                "cell `{}`: cannot write the new membership to cell.toml: {err}",
+                self.cell_name
+            );
+        }
+        let me = self.me.public();
+        match config.node(&me) {
+            None => {
+                error!(
+                    "cell `{}`: this node was removed from the cell (membership version {}): it stops serving the cell",
+                    self.cell_name, config.version
+                );
+                self.network
+                    .remove_cell(&self.cell, "this node was removed from the cell");
+                self.removed = true;
+            }
+            Some(entry) => {
+                let before = self.config.node(&me).map(|n| n.roles.clone());
+                if before.as_ref() != Some(&entry.roles) {
+                    let roles: Vec<&str> = entry.roles.iter().map(|r| r.name()).collect();
+                    warn!(
+                        "cell `{}`: this node's roles are now: {} (its services restart with them)",
+                        self.cell_name,
+                        if roles.is_empty() {
+                            "none".to_string()
+                        } else {
+                            roles.join(", ")
+                        }
+                    );
+                }
+                self.network.update_cell(cell_net(&me, &config));
+            }
+        }
+        self.config = config;
     }
 
     /// The entry plaintext of a stored operation, if it is an entry this node can open.
@@ -627,6 +900,18 @@ impl Context {
             Event::Rejected { peer: None, reason } => warn!("cell `{cell}`: refused a local write: {reason}"),
             Event::StorageError { reason } => error!("cell `{cell}`: chain storage: {reason}"),
             Event::RoundChanged { height, round } => debug!("cell `{cell}`: height {height} round {round}"),
+            Event::MembershipChanged { height, change, dropped } => {
+                let members = Membership::from_document(&change.document);
+                info!(
+                    "cell `{cell}`: membership version {} committed at height {height}: {} member(s), {} chain node(s), quorum {} from height {}{}",
+                    members.version(),
+                    members.members().len(),
+                    members.chain_nodes().len(),
+                    members.quorum(),
+                    height + 1,
+                    if dropped.is_empty() { String::new() } else { format!("; {} pending operation(s) of removed nodes dropped", dropped.len()) }
+                )
+            }
             Event::OperationsAdded { ids, local } => debug!("cell `{cell}`: {} operation(s) pending (local: {local})", ids.len()),
         }
     }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use exocore_protocol::message::{ErrorBody, ErrorCode};
-use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse, TraitState};
+use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
@@ -41,6 +41,7 @@ use crate::chain::OperationId;
 use crate::clock::now_us;
 use crate::config::Cell;
 use crate::net::{Answer, EventSink};
+use crate::store::response::{entity_state, results_response};
 use crate::store::{
     ApplyReport, Checkpoint, Entity, EntityStatus, Entry, IndexError, Mutation, MutationError,
     Opened, Query, QueryError, QueryResults, Schemas, StoreIndex,
@@ -426,17 +427,6 @@ fn rebuild(
     }
     index.finish_rebuild()?;
     Ok(Some(report))
-}
-
-/// The Results response for a page of results.
-fn results_response(results: &QueryResults) -> StoreResponse {
-    StoreResponse::Results {
-        entities: results.entities.iter().map(entity_state).collect(),
-        next: results.next.as_ref().map(|c| c.to_text()),
-        total: results.total,
-        hash: results.hash,
-        unchanged: results.unchanged,
-    }
 }
 
 /// Pushes `results` to a watcher, as a Results event.
@@ -836,6 +826,17 @@ impl StoreService {
         Ok(results_response(&results))
     }
 
+    /// How many live entities the index holds, once it has folded what the chain fed it.
+    pub async fn entity_count(&self) -> Result<u64, ErrorBody> {
+        let mut query = Query::new(crate::store::query::Predicate::All);
+        query.limit = 1;
+        let results = self
+            .call(|reply| Request::Query { query, reply })
+            .await?
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(results.total)
+    }
+
     /// Takes a Store Subscribe (its payload): a `Watch` is registered on the index thread,
     /// which pushes its results into `sink`; the answer is an empty Response.
     pub async fn subscribe(&self, payload: &[u8], sink: EventSink) -> Answer {
@@ -862,6 +863,13 @@ impl StoreService {
         Ok(Vec::new())
     }
 
+    /// Whether the index thread still runs (it ends on [`StoreService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Ends the writer after the writes already queued, then closes the index after the
     /// requests already queued, and waits for its thread.
     pub fn stop(&self) {
@@ -877,33 +885,5 @@ impl StoreService {
                 warn!("cell `{}`: the store thread panicked", self.cell_name);
             }
         }
-    }
-}
-
-/// An entity in its wire form.
-pub fn entity_state(entity: &Entity) -> EntityState {
-    EntityState {
-        id: entity.id.clone(),
-        status: match entity.status {
-            EntityStatus::Absent => 0,
-            EntityStatus::Live => 1,
-            EntityStatus::Deleted => 2,
-        },
-        created_us: entity.created_us,
-        updated_us: entity.updated_us,
-        deleted_us: entity.deleted_us,
-        version: entity.version.to_bytes(),
-        pending: entity.pending,
-        traits: entity
-            .traits
-            .iter()
-            .map(|t| TraitState {
-                value: bincode::encode_to_vec(&t.value, wire::CONFIG).unwrap_or_default(),
-                created_us: t.created_us,
-                updated_us: t.updated_us,
-                deleted_us: t.deleted_us,
-                version: t.version.to_bytes(),
-            })
-            .collect(),
     }
 }

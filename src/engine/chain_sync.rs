@@ -21,12 +21,13 @@ use std::collections::BTreeMap;
 use exocore_protocol::identity::PublicKey;
 
 use super::message::{Blocks, ChainMessage, GetBlocks, Status, BLOCKS_BYTES_MAX, BLOCKS_MAX};
+use super::view::membership_at;
 use super::{key_id, reject, storage_error, ChainView, Engine, Event, Output, StoreWrite};
 use crate::chain::Block;
 
 /// What this node knows of a peer's tip.
 #[derive(Debug, Clone, Copy)]
-struct PeerTip {
+pub(crate) struct PeerTip {
     key: PublicKey,
     height: u64,
     /// `None` when only the height is known (from a consensus message).
@@ -44,7 +45,7 @@ struct Request {
 /// Chain sync state.
 #[derive(Debug, Default)]
 pub(crate) struct ChainSync {
-    peers: BTreeMap<[u8; 32], PeerTip>,
+    pub(crate) peers: BTreeMap<[u8; 32], PeerTip>,
     in_flight: Option<Request>,
     /// How far below the tip the next request starts, while looking for a fork point.
     back: u64,
@@ -52,6 +53,15 @@ pub(crate) struct ChainSync {
 }
 
 impl Engine {
+    /// The height each chain node last announced, as far as this node knows.
+    pub fn peer_heights(&self) -> Vec<(PublicKey, u64)> {
+        self.sync
+            .peers
+            .values()
+            .map(|tip| (tip.key, tip.height))
+            .collect()
+    }
+
     pub(crate) fn sync_tick(&mut self, view: &dyn ChainView, now_ms: u64, out: &mut Output) {
         let _ = view;
         if self
@@ -271,14 +281,24 @@ impl Engine {
             0 => below,
             i => blocks[i - 1].header.clone(),
         };
+        // Each block against the membership in force at its height.
+        let mut membership = if fork_height <= self.tip.height {
+            match membership_at(view, &self.initial, fork_height - 1) {
+                Ok(membership) => membership,
+                Err(e) => return storage_error(out, &e),
+            }
+        } else {
+            self.membership.clone()
+        };
         for block in new_blocks {
-            if let Err(e) = block.verify(&previous, &self.membership) {
+            if let Err(e) = block.verify(&previous, &membership) {
                 return reject(
                     out,
                     Some(from),
                     format!("invalid block from chain sync: {e}"),
                 );
             }
+            membership.apply_block(block);
             previous = block.header.clone();
         }
         if fork_height <= self.tip.height {
@@ -326,6 +346,9 @@ impl Engine {
             from_height: height,
             returned: ids,
         });
+        // The membership goes back with the chain (the store still holds the blocks below).
+        self.membership = membership_at(view, &self.initial, below.height)?;
+        self.chain_nodes = super::proposer_order(&self.membership);
         self.tip = below;
         Ok(())
     }

@@ -710,13 +710,18 @@ impl Engine {
             self.pending.remove(id);
         }
         let hash = block.hash();
+        let height = block.header.height;
         self.tip = block.header.clone();
         out.events.push(Event::BlockCommitted {
-            height: block.header.height,
+            height,
             hash,
             operations,
         });
+        let change = self.membership.apply_block(&block);
         out.writes.push(StoreWrite::AppendBlock(Box::new(block)));
+        if let Some(change) = change {
+            self.membership_changed(height, change, out);
+        }
         self.reset_consensus(now_ms);
     }
 

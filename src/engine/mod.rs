@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 
 use exocore_protocol::identity::{Keypair, PublicKey};
 
-use crate::chain::{BlockHeader, Membership, Operation, StoreError};
+use crate::chain::{BlockHeader, Membership, Operation, OperationId, SignedMembership, StoreError};
 
 pub use message::ChainMessage;
 pub use output::{apply, ApplyError, Event, Outgoing, Output, StoreWrite};
@@ -144,6 +144,9 @@ impl From<StoreError> for OpenError {
 pub struct Engine {
     config: Config,
     me: Keypair,
+    /// The cell's membership before block 1, from which the one at any height follows.
+    initial: Membership,
+    /// The membership in force for the next block (after the tip's changes).
     membership: Membership,
     /// Chain nodes sorted by key bytes: the proposer order.
     chain_nodes: Vec<PublicKey>,
@@ -164,18 +167,28 @@ fn key_id(key: &PublicKey) -> [u8; 32] {
     key.to_bytes()
 }
 
+/// The chain nodes sorted by key bytes: the order in which they propose.
+fn proposer_order(membership: &Membership) -> Vec<PublicKey> {
+    let mut chain_nodes = membership.chain_nodes().to_vec();
+    chain_nodes.sort_by_key(key_id);
+    chain_nodes
+}
+
 impl Engine {
     /// Builds the engine from storage: the chain tip, the pending store, the last signature
-    /// record and the consensus vote ([`ChainView::vote`]). Called at startup and after a
+    /// record and the consensus vote ([`ChainView::vote`]). `initial` is the cell's
+    /// membership before block 1; the membership in force at the tip follows from the
+    /// changes the chain carries ([`view::membership_at`]). Called at startup and after a
     /// failed [`apply`].
     pub fn open(
         config: Config,
         me: Keypair,
-        membership: Membership,
+        initial: Membership,
         view: &dyn ChainView,
         now_ms: u64,
     ) -> Result<Engine, OpenError> {
         let tip = view.last_header()?.ok_or(OpenError::NoGenesis)?;
+        let membership = view::membership_at(view, &initial, tip.height)?;
         let mut pending = PendingSet::default();
         let mut after = None;
         loop {
@@ -186,14 +199,14 @@ impl Engine {
                 pending.insert(op);
             }
         }
-        let mut chain_nodes = membership.chain_nodes().to_vec();
-        chain_nodes.sort_by_key(key_id);
+        let chain_nodes = proposer_order(&membership);
         let last_signed = view.last_signed()?;
         let vote = view.vote()?;
         let consensus = Consensus::new(tip.height + 1, tip.hash(), vote, now_ms);
         let mut engine = Engine {
             config,
             me,
+            initial,
             membership,
             chain_nodes,
             tip,
@@ -283,6 +296,11 @@ impl Engine {
         &self.tip
     }
 
+    /// The membership in force for the next block.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
     /// Number of pending operations.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
@@ -329,6 +347,37 @@ impl Engine {
         let id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
         id
+    }
+}
+
+impl Engine {
+    /// A committed block at `height` changed the membership (already applied to
+    /// `self.membership`): the proposer order and quorum follow from the next height, and the
+    /// pending operations of nodes that are no longer members are dropped (no block may carry
+    /// them any more).
+    fn membership_changed(&mut self, height: u64, change: SignedMembership, out: &mut Output) {
+        self.chain_nodes = proposer_order(&self.membership);
+        let dropped: Vec<OperationId> = self
+            .pending
+            .iter()
+            .filter(|op| !self.membership.is_member(&op.author))
+            .map(|op| op.id)
+            .collect();
+        for id in &dropped {
+            self.pending.remove(id);
+        }
+        if !dropped.is_empty() {
+            out.writes.push(StoreWrite::RemovePending(dropped.clone()));
+        }
+        let members: Vec<[u8; 32]> = self.membership.members().iter().map(key_id).collect();
+        self.sync.peers.retain(|key, _| members.contains(key));
+        self.last_reconcile_ms
+            .retain(|key, _| members.contains(key));
+        out.events.push(Event::MembershipChanged {
+            height,
+            change: Box::new(change),
+            dropped,
+        });
     }
 }
 

@@ -19,7 +19,7 @@ use exocore_protocol::identity::PublicKey;
 
 use super::message::ChainMessage;
 use super::vote::VoteState;
-use crate::chain::{Block, ChainStore, Operation, OperationId, StoreError};
+use crate::chain::{Block, ChainStore, Operation, OperationId, SignedMembership, StoreError};
 
 /// Everything a step asks for. See the module doc for the order.
 #[derive(Debug, Default)]
@@ -54,6 +54,9 @@ pub enum StoreWrite {
     /// [`Batch::truncate_from`](crate::chain::Batch::truncate_from): drops blocks from this
     /// height on; their operations return to the pending store.
     TruncateFrom(u64),
+    /// [`Batch::remove_pending`](crate::chain::Batch::remove_pending): pending operations
+    /// no block may carry any more (their author was removed from the cell).
+    RemovePending(Vec<OperationId>),
 }
 
 /// A message for one node.
@@ -91,6 +94,15 @@ pub enum Event {
         from_height: u64,
         /// Operations returned to pending.
         returned: Vec<OperationId>,
+    },
+    /// A committed block changed the cell's membership, in force from the next height.
+    MembershipChanged {
+        /// The height of the block that committed the change.
+        height: u64,
+        /// The new membership document.
+        change: Box<SignedMembership>,
+        /// Pending operations dropped because their author is no longer a member.
+        dropped: Vec<OperationId>,
     },
     /// A peer has a better chain than this node; chain sync is catching up.
     PeerAhead {
@@ -180,6 +192,9 @@ pub fn apply(store: &ChainStore, output: &Output) -> Result<(), ApplyError> {
                 StoreWrite::AppendBlock(block) => batch.append_block(block)?,
                 StoreWrite::TruncateFrom(height) => {
                     batch.truncate_from(*height)?;
+                }
+                StoreWrite::RemovePending(ids) => {
+                    batch.remove_pending(ids)?;
                 }
             }
         }

@@ -22,7 +22,7 @@ use super::message::{
     RANGE_ITEMS_MAX, RANGE_SPLIT, RECONCILE_DEPTH_MAX,
 };
 use super::{key_id, reject, storage_error, ChainView, Engine, Event, Output, StoreWrite};
-use crate::chain::{Operation, OperationId};
+use crate::chain::{Operation, OperationId, Payload};
 
 /// The pending operations of this node, mirrored in memory (bounded by
 /// `Config::pending_operations_max`), with their hashes.
@@ -356,6 +356,20 @@ impl Engine {
             if let Err(e) = op.verify(&self.membership) {
                 reject(out, peer, format!("invalid operation: {e}"));
                 continue;
+            }
+            if let Payload::Membership(change) = &op.payload {
+                let in_force = self.membership.version();
+                if change.document.version <= in_force {
+                    reject(
+                        out,
+                        peer,
+                        format!(
+                            "operation {}: membership change to version {} is not newer than version {in_force} in force (an old or replayed document)",
+                            op.id, change.document.version
+                        ),
+                    );
+                    continue;
+                }
             }
             match view.is_committed(&op.id) {
                 Ok(true) => continue,

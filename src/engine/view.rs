@@ -7,7 +7,10 @@
 //! memory).
 
 use super::vote::VoteState;
-use crate::chain::{Block, BlockHeader, ChainStore, Location, Operation, OperationId, StoreError};
+use crate::chain::{
+    Block, BlockHeader, ChainStore, Location, Membership, Operation, OperationId, SignedMembership,
+    StoreError, BLOCK_SIZE_BYTES_MAX,
+};
 
 /// Read access to the committed chain and the pending store.
 pub trait ChainView {
@@ -38,6 +41,51 @@ pub trait ChainView {
     /// This node's durable consensus vote (`None` if it never voted). A vote that does not
     /// decode is [`StoreError::Corrupt`]: the node must not vote again without its memory.
     fn vote(&self) -> Result<Option<VoteState>, StoreError>;
+}
+
+/// The membership in force after block `height`, that is for block `height + 1`: `initial`
+/// (the cell's membership before block 1) with the changes of blocks `1..=height` applied.
+/// Reads those blocks: the engine calls it at startup and after a truncation, not per block.
+pub fn membership_at(
+    view: &dyn ChainView,
+    initial: &Membership,
+    height: u64,
+) -> Result<Membership, StoreError> {
+    fold_membership(view, initial, height).map(|(membership, _)| membership)
+}
+
+/// The last membership change that took effect in blocks `1..=height`, if any: the signed
+/// document in force after `height` (the daemon rewrites `cell.toml` from it when the file is
+/// behind the chain, after a crash between a commit and the rewrite).
+pub fn last_change(
+    view: &dyn ChainView,
+    initial: &Membership,
+    height: u64,
+) -> Result<Option<SignedMembership>, StoreError> {
+    fold_membership(view, initial, height).map(|(_, change)| change)
+}
+
+fn fold_membership(
+    view: &dyn ChainView,
+    initial: &Membership,
+    height: u64,
+) -> Result<(Membership, Option<SignedMembership>), StoreError> {
+    let mut membership = initial.clone();
+    let mut last = None;
+    let mut next = 1;
+    while next <= height {
+        let blocks = view.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
+        if blocks.is_empty() {
+            break;
+        }
+        for block in blocks.iter().take_while(|b| b.height() <= height) {
+            if let Some(change) = membership.apply_block(block) {
+                last = Some(change);
+            }
+        }
+        next = blocks.last().map_or(height, |b| b.height()) + 1;
+    }
+    Ok((membership, last))
 }
 
 impl ChainView for ChainStore {

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,11 @@ struct Shared {
     /// The subscriptions the peer opened, by id: closing the sender ends one.
     subscriptions: Mutex<HashMap<u64, async_channel::Sender<()>>>,
     next_request_id: AtomicU64,
+    /// When anything was last received, µs since the Unix epoch (for `exo status`).
+    last_received_us: AtomicU64,
+    /// Whether anything arrived from the peer: a node that refuses our key as a member
+    /// closes right after the handshake, before sending anything.
+    received_any: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -125,9 +130,24 @@ impl Connection {
         self.shared.remote
     }
 
+    /// The cell this connection is for.
+    pub fn cell(&self) -> PublicKey {
+        self.shared.cell
+    }
+
+    /// Whether anything was received from the peer.
+    pub fn received_any(&self) -> bool {
+        self.shared.received_any.load(Ordering::Relaxed)
+    }
+
     /// The other end's socket address, for logs.
     pub fn address(&self) -> &str {
         &self.shared.address
+    }
+
+    /// When anything was last received from the other end, µs since the Unix epoch.
+    pub fn last_received_us(&self) -> u64 {
+        self.shared.last_received_us.load(Ordering::Relaxed)
     }
 
     /// Sends a request and waits for its answer, at most `timeout`.
@@ -226,6 +246,8 @@ impl Pending {
             pending: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
+            last_received_us: AtomicU64::new(crate::clock::now_us()),
+            received_any: AtomicBool::new(false),
         };
         Pending {
             connection: Connection {
@@ -302,8 +324,14 @@ impl Pending {
                 ),
             )
             .await;
+            if matches!(event, Event::Received(_)) {
+                shared
+                    .last_received_us
+                    .store(crate::clock::now_us(), Ordering::Relaxed);
+            }
             match event {
                 Event::Received(Ok(envelope)) => {
+                    shared.received_any.store(true, Ordering::Relaxed);
                     if let Some(reason) =
                         dispatch(&connection, envelope, &services, &in_flight).await
                     {

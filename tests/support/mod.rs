@@ -2,6 +2,7 @@
 //! daemons, and lay out multi-node cells on loopback ports.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod proxy;
 pub mod store_log;
 
 use std::fs;
@@ -211,6 +212,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon of `dir` and waits until it listens.
     pub fn start(dir: &Path) -> Daemon {
+        Daemon::start_with_env(dir, &[])
+    }
+
+    /// Starts the daemon of `dir` with extra environment and waits until it listens.
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let log = dir.join("daemon.log");
         let file = fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_exo"))
@@ -218,6 +224,7 @@ impl Daemon {
             .arg(dir)
             .arg("daemon")
             .env("EXO_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
@@ -281,10 +288,15 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(self.child.take());
+    }
+}
+
+/// Kills and reaps a child process still running when its owner is dropped.
+fn kill(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -365,4 +377,171 @@ pub fn setup() -> Setup {
         daemon,
         _tmp: tmp,
     }
+}
+
+/// An `exo` command running in the background (a rendezvous server, a join waiting for its
+/// member), its stdout and stderr going to files; killed when dropped if still running.
+pub struct Spawned {
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Spawned {
+    /// Starts `exo ARGS` (with `-d DIR` first if given); its output goes to `NAME.out` and
+    /// `NAME.err` in `logs`.
+    pub fn start(dir: Option<&Path>, args: &[&str], logs: &Path, name: &str) -> Spawned {
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exo"));
+        if let Some(dir) = dir {
+            command.arg("-d").arg(dir);
+        }
+        let child = command
+            .args(args)
+            .env_remove("EXO_DIR")
+            .env_remove("EXO_LOG")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Spawned {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its stdout so far.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until stdout (or stderr) contains `needle`; panics with both after `timeout`.
+    pub fn wait_output(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.stdout().contains(needle) || self.stderr().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "never printed `{needle}`:\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// Waits for the command to exit (kills it and panics after `timeout`).
+    pub fn wait(mut self, timeout: Duration) -> Run {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let run = Run {
+                    code: status.code().unwrap_or(-1),
+                    stdout: self.stdout(),
+                    stderr: self.stderr(),
+                };
+                assert!(
+                    !run.stderr.contains("panicked"),
+                    "exo panicked: {}",
+                    run.stderr
+                );
+                return run;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "still running after {timeout:?}:\nstdout: {}\nstderr: {}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        kill(self.child.take());
+    }
+}
+
+/// Creates the node directory `ROOT/NAME`, listening on (and reachable at) a free loopback port.
+pub fn new_node(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    let address = format!("127.0.0.1:{}", free_port());
+    ok(
+        &dir,
+        &[
+            "node",
+            "init",
+            "--name",
+            name,
+            "--listen",
+            &address,
+            "--address",
+            &address,
+        ],
+    );
+    dir
+}
+
+/// A running rendezvous server (`exo discovery daemon`) on a free loopback port.
+pub struct Rendezvous {
+    _process: Spawned,
+    /// Where it listens.
+    pub address: String,
+}
+
+/// Starts a rendezvous server with extra options; its logs go to `root`.
+pub fn rendezvous(root: &Path, extra: &[&str]) -> Rendezvous {
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["discovery", "daemon", "--listen", &address];
+    args.extend_from_slice(extra);
+    let name = format!("rendezvous-{}", address.replace(':', "-"));
+    let process = Spawned::start(None, &args, root, &name);
+    process.wait_output("listening on", Duration::from_secs(20));
+    Rendezvous {
+        _process: process,
+        address,
+    }
+}
+
+/// Starts `exo cell join --discovery ADDRESS ARGS` on `dir` (logs beside it, as NAME); returns
+/// it, waiting for its member, and the PIN it shows.
+pub fn start_join(dir: &Path, args: &[&str], address: &str, name: &str) -> (Spawned, String) {
+    let mut all = vec!["cell", "join", "--discovery", address];
+    all.extend_from_slice(args);
+    let join = Spawned::start(Some(dir), &all, dir.parent().unwrap(), name);
+    let pin = shown_pin(&join);
+    (join, pin)
+}
+
+/// Waits until a running `exo cell join` shows its PIN, and returns it.
+pub fn shown_pin(join: &Spawned) -> String {
+    join.wait_output("PIN: ", Duration::from_secs(20));
+    join.stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("PIN: ").map(str::to_string))
+        .unwrap()
+}
+
+/// `exo cell node add --pin PIN --discovery ADDRESS` on `dir`, with `--yes` if `yes`.
+pub fn add_by_pin(dir: &Path, pin: &str, address: &str, yes: bool) -> Run {
+    let mut args = vec!["cell", "node", "add", "--pin", pin, "--discovery", address];
+    if yes {
+        args.push("--yes");
+    }
+    exo(dir, &args)
 }

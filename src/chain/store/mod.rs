@@ -788,20 +788,24 @@ impl ChainStore {
         })
     }
 
-    /// Verifies the whole chain against `membership`: everything [`ChainStore::check`] does,
-    /// plus [`Block::verify`] of every block (operation and block signatures, quorum). Stops
-    /// at the first bad block; the error names its height and the reason.
-    pub fn verify_all(&self, membership: &Membership) -> Result<u64, StoreError> {
+    /// Verifies the whole chain from the `initial` membership: everything
+    /// [`ChainStore::check`] does, plus [`Block::verify`] of every block (operation and block
+    /// signatures, quorum) against the membership in force at its height (membership changes
+    /// apply from the block after theirs). Stops at the first bad block; the error names its
+    /// height and the reason.
+    pub fn verify_all(&self, initial: &Membership) -> Result<u64, StoreError> {
         self.read(|txn| {
             let Some(last) = self.dbs.last_height(txn)? else {
                 return Ok(0);
             };
+            let mut membership = initial.clone();
             let mut previous = self.dbs.check_block(txn, &self.cell, 0)?.header;
             for height in 1..=last {
                 let block = self.dbs.check_block(txn, &self.cell, height)?;
                 block
-                    .verify(&previous, membership)
+                    .verify(&previous, &membership)
                     .map_err(StoreError::from)?;
+                membership.apply_block(&block);
                 previous = block.header;
             }
             Ok(last + 1)
