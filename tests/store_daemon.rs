@@ -68,8 +68,9 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
             )
         })
         .collect();
-    ok(dir, &["store", "delete", &ids[0]]); // priority 0
-    // Committed first, so the `pending` flags cannot change between the snapshots.
+    // The one with priority 0 is deleted. All is committed before the snapshot, so the
+    // `pending` flags cannot change between the snapshots.
+    ok(dir, &["store", "delete", &ids[0]]);
     wait_committed(dir);
     let before = ok(
         dir,
