@@ -1,6 +1,8 @@
 """Store figures for `make bench` (issue 5, "Performance"): index build rate, full-text and
 trait-field range query latency, mutation -> visible latency, and memory with the index open,
-on 100,000 generated entities (20,000 with --quick).
+on 100,000 generated entities (20,000 with --quick); then mutations through a running daemon
+(the release `exo` binary) with 1 and 8 concurrent writers: mutations/s and request ->
+acknowledged (= visible) latency.
 
 Runs the release build of `examples/store_bench/` (built beforehand with
 `cargo build --release --example store_bench`; this script builds nothing) and turns its
@@ -80,6 +82,21 @@ def rows(quick=False, figures=None):
         f"chain write (see the chain rows); {where}",
         "-",
     ))
+    w = f.get("writers")
+    for case in (w or {}).get("cases", []):
+        n = case["writers"]
+        found = case["found_after_ack"]
+        out.append((
+            f"store: mutations through the daemon, {n} writer{'s' if n > 1 else ''}: "
+            "acknowledged (= visible) p50 / p99",
+            f"{_p50_p99(case['acknowledged'])}, {case['mutations_per_s']:,.0f} mutations/s",
+            f"{case['mutations']} new notes on a fresh one-node cell, {n} connection(s) on "
+            "loopback, each waiting for its Mutated answer (entry durable in the chain's pending "
+            "store and folded into the index) then querying `op:ID` "
+            f"({case['not_found_after_ack']} not found right after), {found['p50_ms']:.2f} ms p50; "
+            f"{where.replace('tantivy index', 'daemon')}",
+            "-",
+        ))
     m = f["memory"]
     out.append((
         "store: memory with the index open (proxy for the daemon's)",

@@ -15,21 +15,7 @@ use exocore_protocol::envelope::Service;
 use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use futures_lite::future;
-use support::{ok, setup, Setup};
-
-impl Setup {
-    async fn client(&self, options: ClientOptions) -> Client {
-        Client::connect_with(
-            self.address.as_str(),
-            &self.member,
-            self.cell,
-            &[self.node],
-            options,
-        )
-        .await
-        .unwrap()
-    }
-}
+use support::{ok, setup};
 
 fn watch_payload(text: &str) -> Vec<u8> {
     let mut query = Query::parse(text).unwrap();

@@ -13,6 +13,9 @@
 //!   encode) + `apply` (fold, tantivy commit with fsync, reader reload) of one new note, then
 //!   the full-text query that finds it, on the 100k index. This is the daemon's
 //!   read-your-writes path without the chain write (which `chain_bench` measures);
+//! - `writers`: mutations through a running daemon (`writers.rs`): 1 and 8 concurrent
+//!   writers on a fresh cell, mutations/s and request → acknowledged (= visible) latency;
+//!   skipped (null) when the release `exo` binary is not next to this example;
 //! - `memory`: resident memory (`VmRSS`, `VmHWM` of `/proc/self/status`) of a fresh process
 //!   (this binary run again with `--memory-probe DIR`) that opens the built index and runs
 //!   queries: the proxy for "daemon memory with the index open" (the daemon also holds the
@@ -26,6 +29,7 @@
 //! ```
 
 mod generate;
+mod writers;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -276,6 +280,9 @@ fn main() {
     });
 
     let visible = mutation_visible(&mut index, corpus.next_time_us, mutations, deadline);
+    let through_daemon = writers::exo_binary()
+        .map(|binary| writers::measure(&binary, quick, deadline))
+        .unwrap_or(Value::Null);
     let documents = index.document_count();
     drop(index);
     drop(corpus);
@@ -303,6 +310,7 @@ fn main() {
         "full_text": full_text,
         "range": range,
         "mutation_visible": visible,
+        "writers": through_daemon,
         "memory": memory,
         "seconds": whole.elapsed().as_secs_f64(),
     });

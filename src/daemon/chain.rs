@@ -58,12 +58,13 @@ pub enum ChainInput {
         /// Where `(version, height)`, or why not, goes.
         reply: async_channel::Sender<ChangeResult>,
     },
-    /// A new entry to write; answered once it is durable in the pending store.
+    /// New entries to write in one engine step (one durable write); answered once they are
+    /// durable in the pending store. Their operation ids follow their order.
     Append {
-        /// The entry's plaintext.
-        payload: Vec<u8>,
-        /// Where the operation id, or why not, goes.
-        reply: async_channel::Sender<Result<OperationId, String>>,
+        /// The entries' plaintexts.
+        payloads: Vec<Vec<u8>>,
+        /// Where each entry's operation id, or why not, goes (in order).
+        reply: async_channel::Sender<Vec<Result<OperationId, String>>>,
     },
     /// A report of the chain's state, for `exo status`.
     Status {
@@ -176,15 +177,30 @@ impl ChainService {
 
     /// Writes a new entry; returns its operation id once durable.
     pub async fn append(&self, payload: Vec<u8>) -> Result<OperationId, String> {
+        let mut results = self.append_all(vec![payload]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err("the chain service answered nothing".into()))
+    }
+
+    /// Writes new entries together (one durable write for all); returns each one's
+    /// operation id, in order, once durable.
+    pub async fn append_all(&self, payloads: Vec<Vec<u8>>) -> Vec<Result<OperationId, String>> {
+        let count = payloads.len();
+        let failed = |reason: &str| vec![Err(reason.to_string()); count];
         let (reply, answer) = async_channel::bounded(1);
-        self.inbox
-            .send(ChainInput::Append { payload, reply })
+        if self
+            .inbox
+            .send(ChainInput::Append { payloads, reply })
             .await
-            .map_err(|_| "the chain service is stopping".to_string())?;
+            .is_err()
+        {
+            return failed("the chain service is stopping");
+        }
         answer
             .recv()
             .await
-            .map_err(|_| "the chain service stopped".to_string())?
+            .unwrap_or_else(|_| failed("the chain service stopped"))
     }
 
     /// The chain's state, or `None` if the chain thread is not running.
@@ -296,8 +312,8 @@ impl Context {
                     Some(Some(ChainInput::Message { from, message })) => {
                         engine = self.take_genesis(from, *message);
                     }
-                    Some(Some(ChainInput::Append { reply, .. })) => {
-                        let _ = reply.try_send(Err(NO_CHAIN_YET.into()));
+                    Some(Some(ChainInput::Append { payloads, reply })) => {
+                        let _ = reply.try_send(vec![Err(NO_CHAIN_YET.into()); payloads.len()]);
                     }
                     Some(Some(ChainInput::ChangeMembership { reply, .. })) => {
                         let _ = reply.try_send(Err(ChangeError::NotCommitted(NO_CHAIN_YET.into())));
@@ -317,9 +333,9 @@ impl Context {
                     let message = *message;
                     self.step(running, Input::Message { from, message });
                 }
-                Some(Some(ChainInput::Append { payload, reply })) => {
-                    let result = self.append(running, payload);
-                    let _ = reply.try_send(result);
+                Some(Some(ChainInput::Append { payloads, reply })) => {
+                    let results = self.append(running, payloads);
+                    let _ = reply.try_send(results);
                 }
                 Some(Some(ChainInput::Status { reply })) => {
                     let _ = reply.try_send(self.report(Some(running)));
@@ -433,16 +449,52 @@ impl Context {
         }
     }
 
-    fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {
+    /// Seals each payload in an entry operation and writes them all in one engine step.
+    fn append(
+        &mut self,
+        engine: &mut Engine,
+        payloads: Vec<Vec<u8>>,
+    ) -> Vec<Result<OperationId, String>> {
         super::failpoint::trigger("chain-append");
-        let key = self
-            .entry_key
-            .as_ref()
-            .ok_or("this node does not hold the cell's secret: it cannot write entries")?;
-        let id = self.next_id()?;
-        let operation = Operation::new_entry(&self.cell, key, id, &self.me, &payload)
-            .map_err(|e| e.to_string())?;
-        self.write(engine, operation)
+        let count = payloads.len();
+        let all = |reason: String| vec![Err(reason); count];
+        let Some(key) = self.entry_key.as_ref() else {
+            return all(
+                "this node does not hold the cell's secret: it cannot write entries".into(),
+            );
+        };
+        let Ok(wanted) = u32::try_from(count) else {
+            return all("too many entries in one write".into());
+        };
+        let ids = match self
+            .store
+            .next_operation_ids(&self.me.public(), now_us(), wanted)
+        {
+            Ok(ids) if ids.len() == count => ids,
+            Ok(_) => return all("not enough operation ids issued".into()),
+            Err(e) => return all(e.to_string()),
+        };
+        let mut operations = Vec::with_capacity(count);
+        let mut results: Vec<Result<OperationId, String>> = Vec::with_capacity(count);
+        for (payload, id) in payloads.iter().zip(ids) {
+            match Operation::new_entry(&self.cell, key, id, &self.me, payload) {
+                Ok(operation) => {
+                    operations.push(operation);
+                    results.push(Ok(id));
+                }
+                Err(e) => results.push(Err(e.to_string())),
+            }
+        }
+        if operations.is_empty() {
+            return results;
+        }
+        let mut written = self.write_all(engine, operations).into_iter();
+        for result in results.iter_mut().filter(|r| r.is_ok()) {
+            if let Some(outcome) = written.next() {
+                *result = outcome;
+            }
+        }
+        results
     }
 
     fn next_id(&self) -> Result<OperationId, String> {
@@ -482,7 +534,9 @@ impl Context {
                 &self.me,
                 Payload::Membership(Box::new(change.clone())),
             );
-            self.write(engine, operation)
+            self.write_all(engine, vec![operation])
+                .pop()
+                .unwrap_or_else(|| Err("the engine did not take the write".into()))
         });
         match written {
             Ok(operation) => self.waiters.push(Waiter {
@@ -496,29 +550,41 @@ impl Context {
         }
     }
 
-    /// Writes a signed operation of this node; its id once durable in the pending store.
-    fn write(&mut self, engine: &mut Engine, operation: Operation) -> Result<OperationId, String> {
-        let id = operation.id;
-        let output = self
-            .step(
-                engine,
-                Input::Write {
-                    operations: vec![operation],
-                },
-            )
-            .ok_or("the write could not be made durable")?;
-        let added = output
+    /// Writes signed operations of this node in one engine step (one durable write): each
+    /// one's id once durable in the pending store, or why not, in order.
+    fn write_all(
+        &mut self,
+        engine: &mut Engine,
+        operations: Vec<Operation>,
+    ) -> Vec<Result<OperationId, String>> {
+        let ids: Vec<OperationId> = operations.iter().map(|op| op.id).collect();
+        let Some(output) = self.step(engine, Input::Write { operations }) else {
+            return vec![Err("the write could not be made durable".into()); ids.len()];
+        };
+        let added: Vec<OperationId> = output
             .events
             .iter()
-            .any(|e| matches!(e, Event::OperationsAdded { ids, local: true } if ids.contains(&id)));
-        if added {
-            return Ok(id);
-        }
+            .filter_map(|e| match e {
+                Event::OperationsAdded { ids, local: true } => Some(ids.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         let reason = output.events.iter().find_map(|e| match e {
             Event::Rejected { peer: None, reason } => Some(reason.clone()),
             _ => None,
         });
-        Err(reason.unwrap_or_else(|| "the engine did not take the write".into()))
+        ids.into_iter()
+            .map(|id| {
+                if added.contains(&id) {
+                    Ok(id)
+                } else {
+                    Err(reason
+                        .clone()
+                        .unwrap_or_else(|| "the engine did not take the write".into()))
+                }
+            })
+            .collect()
     }
 
     /// One engine step: decide, make durable, then send and log. `None` if the writes could

@@ -6,9 +6,15 @@
 //! rebuild when the index was missing, damaged, of another schema, or its checkpoint does not
 //! match the chain; then, after each engine step, the operations it added or committed, with
 //! the last committed block as the new checkpoint; a truncation replays everything as a
-//! rebuild. A `Mutate` request is prepared on the index
-//! thread (shape, schemas, checks), appended as one chain entry, and applied to the index
-//! before it is answered, so the next query sees it (read your writes).
+//! rebuild.
+//!
+//! `Mutate` requests go to the cell's one writer (an async task), which serves them in
+//! arrival order in batches of whatever queued up while the previous batch was written:
+//! the batch is prepared on the index thread (shape, schemas, checks; a request checking an
+//! entity an earlier one of the batch writes waits for the next batch), appended as one
+//! chain write (one entry per request), and applied to the index in one commit; each request
+//! is answered after that, so the next query sees it (read your writes). A lone request waits
+//! for nothing; concurrent ones share the fsyncs.
 //!
 //! Watched queries live on the index thread too: after every batch it applies (a local
 //! mutation or operations fed by the chain), it re-runs each watched query and pushes the new
@@ -106,13 +112,14 @@ pub struct StoreFeed {
 }
 
 enum Request {
+    /// Prepares a batch of write requests in order ([`prepare_batch`]).
     Prepare {
-        mutations: Vec<Mutation>,
-        reply: async_channel::Sender<Result<Vec<u8>, MutationError>>,
+        requests: Vec<Vec<Mutation>>,
+        reply: async_channel::Sender<Prepared>,
     },
+    /// Folds durable local entries (pending) in one commit.
     Apply {
-        operation: OperationId,
-        plaintext: Vec<u8>,
+        operations: Vec<(OperationId, Vec<u8>)>,
         reply: async_channel::Sender<Result<(), String>>,
     },
     Query {
@@ -128,6 +135,45 @@ enum Request {
         sink: Box<EventSink>,
         reply: async_channel::Sender<Result<(), ErrorBody>>,
     },
+}
+
+/// What preparing a batch of write requests gave.
+struct Prepared {
+    /// One per request taken, in order: its entry's plaintext, or why it is refused.
+    results: Vec<Result<Vec<u8>, MutationError>>,
+    /// The requests not taken (the first checks an entity an earlier request of the batch
+    /// writes): for the next batch.
+    deferred: Vec<Vec<Mutation>>,
+}
+
+/// Prepares write requests in order, as if each were written before the next is prepared:
+/// a request whose check names an entity that an earlier request of the batch writes would
+/// be checked against a state that is about to change, so it and the requests after it are
+/// deferred to the next batch (`spec/store.md` section 6).
+fn prepare_batch(index: &StoreIndex, requests: Vec<Vec<Mutation>>) -> Prepared {
+    let mut written: Vec<String> = Vec::new();
+    let mut results = Vec::with_capacity(requests.len());
+    let mut requests = requests.into_iter();
+    while let Some(mutations) = requests.next() {
+        let checks_written = mutations.iter().any(
+            |m| matches!(m, Mutation::Check { entity, .. } if written.iter().any(|w| w == entity)),
+        );
+        if checks_written {
+            let mut deferred = vec![mutations];
+            deferred.extend(requests);
+            return Prepared { results, deferred };
+        }
+        let entities: Vec<String> = mutations.iter().map(|m| m.entity().to_string()).collect();
+        let prepared = index.prepare(mutations);
+        if prepared.is_ok() {
+            written.extend(entities);
+        }
+        results.push(prepared);
+    }
+    Prepared {
+        results,
+        deferred: Vec::new(),
+    }
 }
 
 /// A watched query: its last results' hash, and where new results go.
@@ -289,11 +335,33 @@ fn take_feed(
     );
     match batch {
         Feed::Operations {
-            operations,
-            through,
+            mut operations,
+            mut through,
         } => {
+            // The batches that queued up behind this one (the index was busy) are folded in
+            // the same commit; one of another kind is taken after.
+            let mut after = None;
+            while operations.len() < FEED_CHUNK_OPERATIONS {
+                match feed.try_recv() {
+                    Ok(Feed::Operations {
+                        operations: more,
+                        through: to,
+                    }) => {
+                        operations.extend(more);
+                        through = to.or(through);
+                    }
+                    Ok(other) => {
+                        after = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
             if let Err(e) = index.apply_through(operations, through) {
                 error!("cell `{cell}`: cannot update the entity index: {e}");
+            }
+            if let Some(other) = after {
+                return take_feed(cell, index, feed, other);
             }
         }
         Feed::Replay {
@@ -430,16 +498,15 @@ fn watch(
 
 fn answer(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>, request: Request) {
     match request {
-        Request::Prepare { mutations, reply } => {
-            let _ = reply.try_send(index.prepare(mutations));
+        Request::Prepare { requests, reply } => {
+            let _ = reply.try_send(prepare_batch(index, requests));
         }
-        Request::Apply {
-            operation,
-            plaintext,
-            reply,
-        } => {
+        Request::Apply { operations, reply } => {
+            let pending = operations
+                .into_iter()
+                .map(|(id, plaintext)| (id, plaintext, false));
             let applied = index
-                .apply(operation, &plaintext, false)
+                .apply_batch(pending)
                 .map(|_| ())
                 .map_err(|e| e.to_string());
             let _ = reply.try_send(applied);
@@ -457,15 +524,29 @@ fn answer(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>, request:
     }
 }
 
+/// Write requests waiting for the cell's writer; beyond it, callers wait.
+pub const WRITES_LEN: usize = 256;
+/// Write requests served together at most: one chain write (one LMDB transaction) and one
+/// index commit for all of them.
+pub const BATCH_REQUESTS_MAX: usize = 64;
+/// Entry bytes written together at most (a batch always takes at least one request).
+pub const BATCH_BYTES_MAX: usize = 4 << 20;
+
+/// A `Mutate` waiting for the writer.
+struct Write {
+    mutations: Vec<Mutation>,
+    /// Its entry's size in bytes.
+    size: usize,
+    reply: async_channel::Sender<Result<OperationId, ErrorBody>>,
+}
+
 /// The running store service of a cell, as the network's requests see it.
 pub struct StoreService {
     requests: async_channel::Sender<Request>,
+    writes: async_channel::Sender<Write>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    writer: std::sync::Mutex<Option<smol::Task<()>>>,
     cell_name: String,
-    chain: Arc<ChainService>,
-    /// One writer per cell: no request is prepared while another is between its prepare and
-    /// its apply, so a check cannot be overtaken on this node (`spec/store.md` section 6).
-    writer: smol::lock::Mutex<()>,
 }
 
 fn bad(message: impl Into<String>) -> ErrorBody {
@@ -482,15 +563,183 @@ fn internal(message: impl Into<String>) -> ErrorBody {
     }
 }
 
+/// Sends a request to the index thread and waits for its answer.
+async fn call<T>(
+    requests: &async_channel::Sender<Request>,
+    make: impl FnOnce(async_channel::Sender<T>) -> Request,
+) -> Result<T, ErrorBody> {
+    let (reply, answer) = async_channel::bounded(1);
+    requests
+        .send(make(reply))
+        .await
+        .map_err(|_| internal("the store service is stopping"))?;
+    answer
+        .recv()
+        .await
+        .map_err(|_| internal("the store service stopped"))
+}
+
+/// The cell's one writer (`spec/store.md` section 6): takes the write requests in arrival
+/// order, in batches of whatever queued up while the previous batch was being written, so
+/// one chain write and one index commit serve many concurrent requests, and a single
+/// request waits for nothing.
+async fn write_loop(
+    requests: async_channel::Sender<Request>,
+    writes: async_channel::Receiver<Write>,
+    chain: Arc<ChainService>,
+) {
+    let mut waiting: std::collections::VecDeque<Write> = std::collections::VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match writes.recv().await {
+                Ok(write) => waiting.push_back(write),
+                Err(_) => return,
+            }
+        }
+        while waiting.len() < BATCH_REQUESTS_MAX {
+            match writes.try_recv() {
+                Ok(write) => waiting.push_back(write),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::new();
+        let mut size = 0;
+        while let Some(next) = waiting.front() {
+            let full = batch.len() == BATCH_REQUESTS_MAX || size + next.size > BATCH_BYTES_MAX;
+            if !batch.is_empty() && full {
+                break;
+            }
+            size += next.size;
+            batch.extend(waiting.pop_front());
+        }
+        let deferred = write_batch(&requests, &chain, batch).await;
+        for write in deferred.into_iter().rev() {
+            waiting.push_front(write);
+        }
+    }
+}
+
+/// Writes one batch: prepared together on the index thread, appended together (one chain
+/// write), applied together (one index commit), then each request is answered: what it
+/// wrote is visible to queries by then (read your writes). Returns the requests deferred to
+/// the next batch.
+async fn write_batch(
+    requests: &async_channel::Sender<Request>,
+    chain: &ChainService,
+    batch: Vec<Write>,
+) -> Vec<Write> {
+    let mut mutations = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for write in batch {
+        mutations.push(write.mutations);
+        replies.push((write.size, write.reply));
+    }
+    let prepared = match call(requests, |reply| Request::Prepare {
+        requests: mutations,
+        reply,
+    })
+    .await
+    {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            for (_, reply) in replies {
+                let _ = reply.try_send(Err(e.clone()));
+            }
+            return Vec::new();
+        }
+    };
+    let mut replies = replies.into_iter();
+    let taken: Vec<_> = replies.by_ref().take(prepared.results.len()).collect();
+    let deferred = prepared
+        .deferred
+        .into_iter()
+        .zip(replies)
+        .map(|(mutations, (size, reply))| Write {
+            mutations,
+            size,
+            reply,
+        })
+        .collect();
+    // Refused requests are answered now; the others are appended together.
+    let mut accepted = Vec::new();
+    for (result, (_, reply)) in prepared.results.into_iter().zip(taken) {
+        match result {
+            Ok(plaintext) => accepted.push((plaintext, reply)),
+            Err(e) => {
+                let _ = reply.try_send(Err(refusal(e)));
+            }
+        }
+    }
+    if accepted.is_empty() {
+        return deferred;
+    }
+    let plaintexts: Vec<Vec<u8>> = accepted.iter().map(|(p, _)| p.clone()).collect();
+    let appended = chain.append_all(plaintexts).await;
+    let mut written = Vec::new();
+    let mut answers = Vec::new();
+    for ((plaintext, reply), result) in accepted.into_iter().zip(appended) {
+        match result {
+            Ok(operation) => {
+                written.push((operation, plaintext));
+                answers.push((operation, reply));
+            }
+            Err(e) => {
+                let _ = reply.try_send(Err(if e.contains("secret") {
+                    ErrorBody {
+                        code: ErrorCode::NOT_AUTHORIZED,
+                        message: e,
+                    }
+                } else {
+                    internal(e)
+                }));
+            }
+        }
+    }
+    if written.is_empty() {
+        return deferred;
+    }
+    // The chain feeds the index too, but the answers wait for this apply: read your writes.
+    let applied = call(requests, |reply| Request::Apply {
+        operations: written,
+        reply,
+    })
+    .await
+    .and_then(|applied| applied.map_err(internal));
+    for (operation, reply) in answers {
+        let _ = reply.try_send(applied.clone().map(|()| operation).map_err(|e| {
+            internal(format!(
+                "the entry {operation} is durable but not indexed: {}",
+                e.message
+            ))
+        }));
+    }
+    deferred
+}
+
+/// The error answering a refused request: a failed check is a conflict.
+fn refusal(error: MutationError) -> ErrorBody {
+    match error {
+        MutationError::Read(e) => internal(e),
+        e @ MutationError::CheckFailed { .. } => ErrorBody {
+            code: ErrorCode::CONFLICT,
+            message: e.to_string(),
+        },
+        e => bad(e.to_string()),
+    }
+}
+
 impl StoreService {
-    /// The service over a started index thread and the cell's chain service.
+    /// The service over a started index thread and the cell's chain service; starts the
+    /// cell's writer.
     pub fn new(thread: StoreThread, chain: Arc<ChainService>) -> StoreService {
+        let (writes, receiver) = async_channel::bounded(WRITES_LEN);
+        let writer = smol::spawn(write_loop(thread.requests.clone(), receiver, chain));
         StoreService {
             requests: thread.requests,
+            writes,
             thread: std::sync::Mutex::new(Some(thread.thread)),
+            writer: std::sync::Mutex::new(Some(writer)),
             cell_name: thread.cell_name,
-            chain,
-            writer: smol::lock::Mutex::new(()),
         }
     }
 
@@ -498,15 +747,7 @@ impl StoreService {
         &self,
         make: impl FnOnce(async_channel::Sender<T>) -> Request,
     ) -> Result<T, ErrorBody> {
-        let (reply, answer) = async_channel::bounded(1);
-        self.requests
-            .send(make(reply))
-            .await
-            .map_err(|_| internal("the store service is stopping"))?;
-        answer
-            .recv()
-            .await
-            .map_err(|_| internal("the store service stopped"))
+        call(&self.requests, make).await
     }
 
     /// Answers one Store request (its payload).
@@ -554,40 +795,20 @@ impl StoreService {
                 entities.push(m.entity().to_string());
             }
         }
-        let _writer = self.writer.lock().await;
-        let plaintext = self
-            .call(|reply| Request::Prepare { mutations, reply })
-            .await?
-            .map_err(|e| match e {
-                MutationError::Read(e) => internal(e),
-                e @ MutationError::CheckFailed { .. } => ErrorBody {
-                    code: ErrorCode::CONFLICT,
-                    message: e.to_string(),
-                },
-                e => bad(e.to_string()),
-            })?;
-        let operation = self.chain.append(plaintext.clone()).await.map_err(|e| {
-            if e.contains("secret") {
-                ErrorBody {
-                    code: ErrorCode::NOT_AUTHORIZED,
-                    message: e,
-                }
-            } else {
-                internal(e)
-            }
-        })?;
-        // The chain feeds the index too, but the answer waits for this apply: read your writes.
-        self.call(|reply| Request::Apply {
-            operation,
-            plaintext,
+        let (reply, answer) = async_channel::bounded(1);
+        let write = Write {
+            mutations,
+            size: entry.len(),
             reply,
-        })
-        .await?
-        .map_err(|e| {
-            internal(format!(
-                "the entry {operation} is durable but not indexed: {e}"
-            ))
-        })?;
+        };
+        self.writes
+            .send(write)
+            .await
+            .map_err(|_| internal("the store service is stopping"))?;
+        let operation = answer
+            .recv()
+            .await
+            .map_err(|_| internal("the store service stopped"))??;
         Ok(StoreResponse::Mutated {
             operation: operation.to_bytes(),
             entities,
@@ -649,8 +870,14 @@ impl StoreService {
         thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Closes the index after the requests already queued, and waits for its thread.
+    /// Ends the writer after the writes already queued, then closes the index after the
+    /// requests already queued, and waits for its thread.
     pub fn stop(&self) {
+        self.writes.close();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            future::block_on(writer);
+        }
         self.requests.close();
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {

@@ -343,6 +343,24 @@ pub struct Setup {
     pub member: exocore_protocol::identity::Keypair,
 }
 
+impl Setup {
+    /// A protocol client of the member, connected to the node.
+    pub async fn client(
+        &self,
+        options: exocore_protocol::client::ClientOptions,
+    ) -> exocore_protocol::client::Client {
+        exocore_protocol::client::Client::connect_with(
+            self.address.as_str(),
+            &self.member,
+            self.cell,
+            &[self.node],
+            options,
+        )
+        .await
+        .unwrap()
+    }
+}
+
 /// Starts a [`Setup`].
 pub fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
