@@ -389,6 +389,8 @@ fn a_copied_node_directory_is_refused_with_a_clear_error() {
         &["config", "set", "listen", &format!("127.0.0.1:{port}")],
     );
     let daemons = start_all(&nodes);
+    // The copy shows up once the pair's link is settled (younger links may be dialing races).
+    thread::sleep(Duration::from_secs(6));
     let copy = Daemon::start(&clone);
     let needle = "two nodes share one node key";
     // n0 refuses the second connection with n1's key (after the copy's fallback dial at the
