@@ -26,6 +26,8 @@ bench: build
 	$(CARGO) build --release --example transport_bench -p exocore-protocol
 	$(CARGO) build --release --example chain_bench
 	$(CARGO) build --release --example store_bench
+	$(CARGO) build --release --example cluster_bench
+	$(CARGO) build --release --example apps_bench
 	bash scripts/bench.sh
 
 # More seeds of the replication simulation than `make test` runs: make sim SEEDS=5000
@@ -35,12 +37,16 @@ sim:
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path sdk/rust/Cargo.toml
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path sdk/rust/Cargo.toml -- --check
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The Rust app SDK builds for WebAssembly only (its own workspace; tests/apps_sdk.rs runs its sample).
+	$(CARGO) clippy --manifest-path sdk/rust/Cargo.toml --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The design card: smol, not tokio, anywhere in the dependency tree.
 	@if $(CARGO) tree --workspace --edges normal,build --prefix none | grep -q '^tokio '; then \
 		echo "error: tokio is in the dependency tree (cargo tree -i tokio)"; exit 1; fi

@@ -17,6 +17,8 @@ import bench_example  # noqa: E402
 from bench_transport import rows as transport_rows  # noqa: E402
 from bench_chain import rows as chain_rows  # noqa: E402
 from bench_store import rows as store_rows  # noqa: E402
+from bench_cluster import rows as cluster_rows  # noqa: E402
+from bench_apps import rows as apps_rows  # noqa: E402
 
 EXO = os.path.abspath(os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "exo"))
 RUNS = 50
@@ -88,6 +90,8 @@ def main():
     rows += transport_rows()
     rows += chain_rows()
     rows += store_rows()
+    rows += cluster_rows()
+    rows += apps_rows()
     size = os.path.getsize(EXO)
     rows.append(("release binary size", f"{size / 1024 / 1024:.2f} MiB", f"{platform.machine()} target/release/exo", "-"))
 

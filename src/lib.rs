@@ -10,11 +10,14 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
+pub mod apps;
 pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod engine;
+pub mod join;
 pub mod net;
 pub mod store;

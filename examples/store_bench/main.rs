@@ -188,7 +188,7 @@ fn memory_probe(dir: &Path, quick: bool) {
     let started = Instant::now();
     let (index, opened) = StoreIndex::open(dir, Schemas::builtin()).expect("open the index");
     assert!(
-        matches!(opened, exo::store::Opened::Existing),
+        matches!(opened, exo::store::Opened::Existing(_)),
         "the probe opens the built index"
     );
     let open_ms = ms_since(started);

@@ -16,6 +16,8 @@ pub enum AdminRequest {
         /// The entry's plaintext.
         payload: Vec<u8>,
     },
+    /// Report this node's state in the cell: roles, chain, links, index, apps (`exo status`).
+    Status,
     /// Commit a new membership document of the cell: this node wraps it in an operation
     /// (payload kind 1, `spec/chain.md` section 6), writes it, and answers once a block
     /// carrying it is committed and the change took effect (or why not).
@@ -38,6 +40,8 @@ pub enum AdminResponse {
         /// The new operation's id (16 bytes, `spec/chain.md` section 2).
         operation: [u8; 16],
     },
+    /// The answer to [`AdminRequest::Status`].
+    Status(CellStatus),
     /// The answer to [`AdminRequest::ChangeMembership`]: the change is committed.
     MembershipChanged {
         /// The membership version now in force.
@@ -45,6 +49,80 @@ pub enum AdminResponse {
         /// The height of the block that committed it; the change applies from the next one.
         height: u64,
     },
+}
+
+/// One node's state in one cell, as its daemon sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct CellStatus {
+    /// The node's roles in the cell, by name (`chain`, `store`, `app-host`).
+    pub roles: Vec<String>,
+    /// Microseconds since the daemon started.
+    pub uptime_us: u64,
+    /// The chain, on a chain node.
+    pub chain: Option<ChainStatus>,
+    /// Every other node of the cell with a role, in the cell's order.
+    pub peers: Vec<PeerStatus>,
+    /// The entity index, on a store node.
+    pub store: Option<StoreStatus>,
+    /// The cell's apps on an app-host node.
+    pub apps: Vec<AppStatus>,
+}
+
+/// The chain of a cell on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct ChainStatus {
+    /// `running`, or why the chain does not run (e.g. fetching the genesis).
+    pub state: String,
+    /// Height of the last committed block.
+    pub height: u64,
+    /// Its hash.
+    pub last_block: [u8; 32],
+    /// Its time, µs since the Unix epoch.
+    pub last_block_time_us: u64,
+    /// Operations in the pending store.
+    pub pending_operations: u64,
+    /// Bytes the chain's storage uses on disk.
+    pub size_bytes: u64,
+    /// Chain nodes of the cell, and the signatures a block needs.
+    pub chain_nodes: u32,
+    /// Signatures a block needs.
+    pub quorum: u32,
+}
+
+/// Another node of the cell, as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PeerStatus {
+    /// Its ed25519 public key.
+    pub node: [u8; 32],
+    /// Its name in the cell.
+    pub name: String,
+    /// Whether a link to it is up.
+    pub connected: bool,
+    /// When this node last received anything from it, µs since the Unix epoch.
+    pub last_seen_us: Option<u64>,
+    /// The chain height it last announced (chain nodes).
+    pub height: Option<u64>,
+    /// Why it is not connected (the last dial error), or empty.
+    pub error: String,
+}
+
+/// The entity index of a cell on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct StoreStatus {
+    /// `ready`, `busy` (catching up or rebuilding: it did not answer in time), or why it
+    /// does not run.
+    pub state: String,
+    /// Live entities in the index (when `ready`).
+    pub entities: u64,
+}
+
+/// One app of the cell on an app-host node.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct AppStatus {
+    /// Its name.
+    pub name: String,
+    /// `running`, `sleeping`, `restarting`, or why it stopped.
+    pub state: String,
 }
 
 /// How one node of the cell answered a ping.
@@ -93,18 +171,43 @@ mod tests {
         let change = AdminRequest::ChangeMembership { document: vec![8] };
         assert_eq!(
             wire::encode(&change).unwrap(),
-            [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 8]
+            [3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 8]
         );
         let changed = AdminResponse::MembershipChanged {
             version: 3,
             height: 0x0102,
         };
-        let mut expected = vec![2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+        let mut expected = vec![3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
         expected.extend_from_slice(&[2, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(wire::encode(&changed).unwrap(), expected);
         let appended = AdminResponse::Appended { operation: [5; 16] };
         let mut expected = vec![1, 0, 0, 0];
         expected.extend_from_slice(&[5; 16]);
         assert_eq!(wire::encode(&appended).unwrap(), expected);
+
+        assert_eq!(wire::encode(&AdminRequest::Status).unwrap(), [2, 0, 0, 0]);
+        let status = AdminResponse::Status(CellStatus {
+            roles: vec!["chain".into()],
+            uptime_us: 1,
+            chain: None,
+            peers: vec![],
+            store: Some(StoreStatus {
+                state: "ready".into(),
+                entities: 3,
+            }),
+            apps: vec![],
+        });
+        let mut expected = vec![2, 0, 0, 0];
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(b"chain");
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]); // uptime_us
+        expected.push(0); // chain: None
+        expected.extend_from_slice(&[0; 8]); // no peers
+        expected.extend_from_slice(&[1, 5, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(b"ready");
+        expected.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0; 8]); // no apps
+        assert_eq!(wire::encode(&status).unwrap(), expected);
+        assert_eq!(wire::decode::<AdminResponse>(&expected).unwrap(), status);
     }
 }

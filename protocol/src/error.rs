@@ -2,11 +2,15 @@
 //! wrong in words a user (or an operator reading a log line) understands.
 
 use std::fmt;
+#[cfg(feature = "net")]
 use std::io;
 
+#[cfg(feature = "net")]
 use crate::identity::KeyTextError;
+#[cfg(feature = "net")]
 use crate::message::ErrorBody;
 
+#[cfg(feature = "net")]
 /// Reading or writing a length-prefixed frame failed.
 #[derive(Debug)]
 pub enum FrameError {
@@ -37,6 +41,7 @@ pub enum FrameError {
     },
 }
 
+#[cfg(feature = "net")]
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -56,6 +61,7 @@ impl fmt::Display for FrameError {
     }
 }
 
+#[cfg(feature = "net")]
 impl std::error::Error for FrameError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -65,6 +71,7 @@ impl std::error::Error for FrameError {
     }
 }
 
+#[cfg(feature = "net")]
 /// The clear-text preamble was refused or malformed.
 #[derive(Debug)]
 pub enum PreambleError {
@@ -95,6 +102,7 @@ pub enum PreambleError {
     BadStatus(u8),
 }
 
+#[cfg(feature = "net")]
 impl fmt::Display for PreambleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -125,6 +133,7 @@ impl fmt::Display for PreambleError {
     }
 }
 
+#[cfg(feature = "net")]
 impl std::error::Error for PreambleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -134,6 +143,7 @@ impl std::error::Error for PreambleError {
     }
 }
 
+#[cfg(feature = "net")]
 /// Establishing an encrypted session failed.
 #[derive(Debug)]
 pub enum HandshakeError {
@@ -152,6 +162,7 @@ pub enum HandshakeError {
     },
 }
 
+#[cfg(feature = "net")]
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -174,6 +185,7 @@ impl fmt::Display for HandshakeError {
     }
 }
 
+#[cfg(feature = "net")]
 impl std::error::Error for HandshakeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -185,24 +197,28 @@ impl std::error::Error for HandshakeError {
     }
 }
 
+#[cfg(feature = "net")]
 impl From<PreambleError> for HandshakeError {
     fn from(e: PreambleError) -> Self {
         HandshakeError::Preamble(e)
     }
 }
 
+#[cfg(feature = "net")]
 impl From<FrameError> for HandshakeError {
     fn from(e: FrameError) -> Self {
         HandshakeError::Frame(e)
     }
 }
 
+#[cfg(feature = "net")]
 impl From<snow::Error> for HandshakeError {
     fn from(e: snow::Error) -> Self {
         HandshakeError::Noise(e)
     }
 }
 
+#[cfg(feature = "net")]
 /// Sending or receiving an application message on an established session failed.
 #[derive(Debug)]
 pub enum SessionError {
@@ -225,6 +241,7 @@ pub enum SessionError {
     },
 }
 
+#[cfg(feature = "net")]
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -246,6 +263,7 @@ impl fmt::Display for SessionError {
     }
 }
 
+#[cfg(feature = "net")]
 impl std::error::Error for SessionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -256,6 +274,7 @@ impl std::error::Error for SessionError {
     }
 }
 
+#[cfg(feature = "net")]
 impl From<FrameError> for SessionError {
     fn from(e: FrameError) -> Self {
         SessionError::Frame(e)
@@ -326,6 +345,7 @@ impl std::error::Error for WireError {
     }
 }
 
+#[cfg(feature = "net")]
 /// Any error of this crate; what [`crate::client::Client`] returns.
 #[derive(Debug)]
 pub enum Error {
@@ -349,6 +369,7 @@ pub enum Error {
     TimedOut,
 }
 
+#[cfg(feature = "net")]
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -365,6 +386,7 @@ impl fmt::Display for Error {
     }
 }
 
+#[cfg(feature = "net")]
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -378,24 +400,28 @@ impl std::error::Error for Error {
     }
 }
 
+#[cfg(feature = "net")]
 impl From<KeyTextError> for Error {
     fn from(e: KeyTextError) -> Self {
         Error::Key(e)
     }
 }
 
+#[cfg(feature = "net")]
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
         Error::Handshake(e)
     }
 }
 
+#[cfg(feature = "net")]
 impl From<SessionError> for Error {
     fn from(e: SessionError) -> Self {
         Error::Session(e)
     }
 }
 
+#[cfg(feature = "net")]
 impl From<WireError> for Error {
     fn from(e: WireError) -> Self {
         Error::Wire(e)

@@ -36,8 +36,8 @@
 //! Code map: `preamble` (clear-text version and cell check), `frame` (2-byte length prefix),
 //! `session` (Noise handshake, then encrypted, chunked, rekeyed messages), `wire` (the bincode
 //! configuration), `envelope` (service, kind, request id, payload), `message` (ping, pong,
-//! error bodies), `admin` and `store` (the CellAdmin and Store services' messages), `client`,
-//! `error`.
+//! error bodies), `admin` and `store` (the CellAdmin and Store services' messages), `app`
+//! (feature `app`: the messages between WebAssembly apps and their host), `client`, `error`.
 //!
 //! API boundary: third parties depend on this crate alone; a change here is a change of
 //! `spec/`.
@@ -46,18 +46,26 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod admin;
+#[cfg(feature = "app")]
+pub mod app;
 pub mod base32;
+#[cfg(feature = "net")]
 pub mod client;
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "net")]
 pub mod frame;
+#[cfg(feature = "net")]
 pub mod identity;
 pub mod message;
+#[cfg(feature = "net")]
 pub mod preamble;
+#[cfg(feature = "net")]
 pub mod session;
 pub mod store;
 pub mod wire;
 
+#[cfg(feature = "net")]
 pub use error::Error;
 
 use std::time::Duration;

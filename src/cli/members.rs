@@ -19,25 +19,17 @@ use crate::config::{names, Cell, CellConfig, CellNode, Node, NodeDir, Role};
 /// Admit a node to the cell by its key: a membership change signed with the cell key,
 /// committed through the running daemon. Prints the resulting cell.toml's path, which the
 /// new node installs.
-#[derive(FromArgs)]
-#[argh(subcommand, name = "add")]
 pub struct AddCmd {
-    /// the cell, by name or id (default: the only one)
-    #[argh(option)]
-    cell: Option<String>,
-    /// the new node's public key (`exo config get id` on it)
-    #[argh(option)]
-    id: Option<String>,
-    /// the new node's name in the cell
-    #[argh(option)]
-    name: Option<String>,
-    /// where other nodes can reach it (`host:port`); repeat for several
-    #[argh(option)]
-    address: Vec<String>,
-    /// its roles, comma-separated among chain, store, app-host, or `none` (default: none, a
-    /// client)
-    #[argh(option, default = "String::from(\"none\")")]
-    roles: String,
+    /// The cell, by name or id (default: the only one).
+    pub cell: Option<String>,
+    /// The new node's public key (`exo config get id` on it).
+    pub id: Option<String>,
+    /// The new node's name in the cell.
+    pub name: Option<String>,
+    /// Where other nodes can reach it (`host:port`).
+    pub address: Vec<String>,
+    /// Its roles, comma-separated among chain, store, app-host, or `none`.
+    pub roles: String,
 }
 
 /// Remove a node (by name or key) from the cell; it is refused by the others from then on.

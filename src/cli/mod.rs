@@ -3,16 +3,20 @@
 //! Every failure prints one line, `error: ...`, to stderr and exits 1; a command line that
 //! does not parse prints usage and exits 2. Nothing here panics on user input.
 
+mod app;
 mod cell;
 mod chain;
 mod config;
 mod daemon;
+mod discovery;
 mod error;
+mod join;
 mod keys;
 mod local;
 pub mod members;
 mod node;
 mod ping;
+mod status;
 mod store;
 mod table;
 
@@ -49,6 +53,9 @@ enum Command {
     Keys(keys::KeysCmd),
     Daemon(daemon::DaemonCmd),
     Store(store::StoreCmd),
+    Status(status::StatusCmd),
+    Discovery(discovery::DiscoveryCmd),
+    App(app::AppCmd),
 }
 
 /// Print the version of this binary.
@@ -114,7 +121,10 @@ fn run(exo: Exo) -> Result<(), CliError> {
         Command::Cell(cmd) => cmd.run(&dir),
         Command::Keys(cmd) => cmd.run(),
         Command::Daemon(cmd) => cmd.run(&dir),
+        Command::Status(cmd) => cmd.run(&dir),
         Command::Store(cmd) => cmd.run(&dir),
+        Command::Discovery(cmd) => cmd.run(),
+        Command::App(cmd) => cmd.run(),
     }
 }
 

@@ -101,7 +101,9 @@ impl NodeDir {
             name: name.to_string(),
             listen,
             addresses,
+            discovery: None,
             chain: Default::default(),
+            store: Default::default(),
         };
         config.validate().map_err(|message| Error::Invalid {
             path: self.node_toml(),
@@ -265,9 +267,8 @@ impl NodeDir {
         }
     }
 
-    /// Creates a new cell with a fresh keypair, listing `node` with `roles`. The cell's folder
-    /// is built under a temporary name and renamed into place, so a crash leaves no half cell;
-    /// `prepare` adds what other modules keep in it (the chain's genesis) before the rename.
+    /// Creates a new cell with a fresh keypair, listing `node` with `roles`. `prepare` adds
+    /// what other modules keep in the cell's folder (the chain's genesis) before it appears.
     pub fn create_cell(
         &self,
         node: &Node,
@@ -291,28 +292,72 @@ impl NodeDir {
                 roles,
             }],
         };
+        self.build_cell(config, Some(keypair), prepare)
+    }
+
+    /// Installs a cell this node joined, as a member sent it: `cell.toml`, and `cell.key` if
+    /// the node's roles read data. Refuses a cell it already has, or a name already taken.
+    pub fn install_cell(
+        &self,
+        config: CellConfig,
+        keypair: Option<Keypair>,
+    ) -> Result<Cell, Error> {
+        self.can_install(&config.id, &config.name)?;
+        self.build_cell(config, keypair, |_, _| Ok(()))
+    }
+
+    /// Whether a cell with this id and name could be installed: `Err` if this node already
+    /// belongs to it, or has another cell with that name.
+    pub fn can_install(&self, id: &PublicKey, name: &str) -> Result<(), Error> {
+        for cell in self.cells()? {
+            if cell.config.id == *id {
+                return Err(Error::CellExists {
+                    name: cell.config.name,
+                    id: id.to_string(),
+                });
+            }
+            if cell.config.name == name {
+                return Err(Error::CellNameTaken(name.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a cell's folder under a temporary name and renames it into place, so a crash
+    /// leaves no half cell.
+    fn build_cell(
+        &self,
+        config: CellConfig,
+        keypair: Option<Keypair>,
+        prepare: impl FnOnce(&Path, &Keypair) -> Result<(), String>,
+    ) -> Result<Cell, Error> {
         let cells_dir = self.cells_dir();
         let final_dir = cells_dir.join(config.id.to_string());
         config.validate().map_err(|message| Error::Invalid {
             path: final_dir.join("cell.toml"),
             message,
         })?;
+        if let Some(keypair) = &keypair {
+            if keypair.public() != config.id {
+                return Err(Error::KeyMismatch {
+                    key: final_dir.join("cell.key"),
+                    config: final_dir.join("cell.toml"),
+                });
+            }
+        }
         let building = cells_dir.join(format!(".new-{}", config.id));
+        // A hidden folder left by a crash is garbage: nothing reads it.
+        let _ = fs::remove_dir_all(&building);
         fs::create_dir_all(&building).map_err(Error::io("create folder", &building))?;
-        let key_text = format!("{}\n", keypair.secret_text());
-        atomic::write_new(&building.join("cell.key"), key_text.as_bytes(), SECRET_MODE)
-            .map_err(Error::io("write", building.join("cell.key")))?;
-        atomic::write_new(
-            &building.join("cell.toml"),
-            config.to_toml().as_bytes(),
-            PUBLIC_MODE,
-        )
-        .map_err(Error::io("write", building.join("cell.toml")))?;
-        if let Err(message) = prepare(&building, &keypair) {
+        let result = self.fill_cell(&building, &config, keypair.as_ref(), prepare);
+        if let Err(err) = result {
             let _ = fs::remove_dir_all(&building);
-            return Err(Error::Setup {
-                path: final_dir,
-                message,
+            return Err(match err {
+                Error::Setup { message, .. } => Error::Setup {
+                    path: final_dir,
+                    message,
+                },
+                other => other,
             });
         }
         fs::rename(&building, &final_dir).map_err(Error::io("create folder", &final_dir))?;
@@ -320,8 +365,35 @@ impl NodeDir {
         Ok(Cell {
             dir: final_dir,
             config,
-            keypair: Some(keypair),
+            keypair,
         })
+    }
+
+    fn fill_cell(
+        &self,
+        building: &Path,
+        config: &CellConfig,
+        keypair: Option<&Keypair>,
+        prepare: impl FnOnce(&Path, &Keypair) -> Result<(), String>,
+    ) -> Result<(), Error> {
+        if let Some(keypair) = keypair {
+            let key_text = format!("{}\n", keypair.secret_text());
+            atomic::write_new(&building.join("cell.key"), key_text.as_bytes(), SECRET_MODE)
+                .map_err(Error::io("write", building.join("cell.key")))?;
+        }
+        atomic::write_new(
+            &building.join("cell.toml"),
+            config.to_toml().as_bytes(),
+            PUBLIC_MODE,
+        )
+        .map_err(Error::io("write", building.join("cell.toml")))?;
+        match keypair {
+            Some(keypair) => prepare(building, keypair).map_err(|message| Error::Setup {
+                path: building.to_path_buf(),
+                message,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Replaces a cell's `cell.toml`.

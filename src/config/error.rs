@@ -55,6 +55,13 @@ pub enum Error {
     WhichCell(Vec<String>),
     /// `cell init` with a name already taken.
     CellNameTaken(String),
+    /// Installing a cell this node already belongs to.
+    CellExists {
+        /// Its name here.
+        name: String,
+        /// Its id.
+        id: String,
+    },
     /// A `config set`/`unset` that cannot be applied.
     Edit {
         /// The key given.
@@ -127,6 +134,10 @@ impl fmt::Display for Error {
             Error::CellNameTaken(name) => write!(
                 f,
                 "this node already has a cell named `{name}`: choose another with --name"
+            ),
+            Error::CellExists { name, id } => write!(
+                f,
+                "this node already belongs to cell `{name}` ({id})"
             ),
             Error::Edit { key, error } => write!(f, "cannot change `{key}`: {error}"),
             Error::Setup { path, message } => write!(f, "cannot set up {}: {message}", path.display()),

@@ -7,7 +7,7 @@ pub mod atomic;
 mod cell;
 mod dir;
 mod error;
-mod key_serde;
+pub(crate) mod key_serde;
 pub mod names;
 mod node;
 pub mod toml_file;
@@ -15,4 +15,6 @@ pub mod toml_file;
 pub use cell::{CellConfig, CellNode, Role};
 pub use dir::{Cell, Node, NodeDir};
 pub use error::Error;
-pub use node::{ChainSettings, NodeConfig, DEFAULT_CHAIN_MAP_SIZE_MB, DEFAULT_PORT};
+pub use node::{
+    ChainSettings, NodeConfig, DEFAULT_CHAIN_MAP_SIZE_MB, DEFAULT_DISCOVERY_PORT, DEFAULT_PORT,
+};

@@ -11,13 +11,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_io::Timer;
+use exocore_protocol::admin::ChainStatus;
 use exocore_protocol::envelope::Service;
 use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
 use super::members::{cell_net, config_after, settle, ChangeError, ChangeResult, Waiter};
-use super::store::{Feed, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
+use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
 use crate::chain::{
     chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId, Payload,
     SignedMembership, BLOCK_SIZE_BYTES_MAX,
@@ -26,6 +27,7 @@ use crate::clock::now_us;
 use crate::config::{Cell, CellConfig, Node, NodeDir};
 use crate::engine::{self, ChainMessage, Engine, Event, Input, Output};
 use crate::net::Network;
+use crate::store::Checkpoint;
 
 /// How often the engine gets a tick: its timers (proposals, resends, rounds) are multiples.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -63,6 +65,19 @@ pub enum ChainInput {
         /// Where the operation id, or why not, goes.
         reply: async_channel::Sender<Result<OperationId, String>>,
     },
+    /// A report of the chain's state, for `exo status`.
+    Status {
+        /// Where the report goes.
+        reply: async_channel::Sender<ChainReport>,
+    },
+}
+
+/// The chain's state on this node, and the heights other chain nodes announced.
+pub struct ChainReport {
+    /// For the Status answer.
+    pub status: ChainStatus,
+    /// Height each peer last announced.
+    pub peer_heights: Vec<(PublicKey, u64)>,
 }
 
 /// The running chain service of a cell.
@@ -134,6 +149,13 @@ impl ChainService {
         })
     }
 
+    /// Whether the engine's thread still runs (it ends on [`ChainService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Hands a message from a peer to the engine; dropped if the engine is behind (the
     /// replication protocol resends what matters).
     pub fn deliver(&self, from: PublicKey, message: ChainMessage) {
@@ -163,6 +185,13 @@ impl ChainService {
             .recv()
             .await
             .map_err(|_| "the chain service stopped".to_string())?
+    }
+
+    /// The chain's state, or `None` if the chain thread is not running.
+    pub async fn status(&self) -> Option<ChainReport> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox.send(ChainInput::Status { reply }).await.ok()?;
+        answer.recv().await.ok()
     }
 
     /// Commits a membership change; returns `(version, height)` once a block committed it,
@@ -251,8 +280,8 @@ impl Context {
             self.config_from_chain(running);
         }
         let mut asked_at: Option<std::time::Instant> = None;
-        if let Some(rebuild) = self.feed.as_ref().map(|f| f.rebuild) {
-            self.replay(rebuild);
+        if let Some(start) = self.feed.as_ref().map(|f| f.start) {
+            self.replay(start);
         }
         loop {
             let next =
@@ -273,6 +302,9 @@ impl Context {
                     Some(Some(ChainInput::ChangeMembership { reply, .. })) => {
                         let _ = reply.try_send(Err(ChangeError::NotCommitted(NO_CHAIN_YET.into())));
                     }
+                    Some(Some(ChainInput::Status { reply })) => {
+                        let _ = reply.try_send(self.report(None));
+                    }
                 }
                 continue;
             };
@@ -288,6 +320,9 @@ impl Context {
                 Some(Some(ChainInput::Append { payload, reply })) => {
                     let result = self.append(running, payload);
                     let _ = reply.try_send(result);
+                }
+                Some(Some(ChainInput::Status { reply })) => {
+                    let _ = reply.try_send(self.report(Some(running)));
                 }
                 Some(Some(ChainInput::ChangeMembership { change, reply })) => {
                     self.change_membership(running, *change, reply);
@@ -306,6 +341,38 @@ impl Context {
             self.cell_name,
             height.as_deref().unwrap_or("none")
         );
+    }
+
+    /// The chain's state for `exo status`; `engine` is `None` while the genesis is fetched.
+    fn report(&self, engine: Option<&Engine>) -> ChainReport {
+        let size_bytes = self.store.disk_size_bytes().unwrap_or(0);
+        let membership = engine.map(Engine::membership).unwrap_or(&self.membership);
+        let mut status = ChainStatus {
+            state: "fetching the genesis from the other chain nodes".into(),
+            height: 0,
+            last_block: [0; 32],
+            last_block_time_us: 0,
+            pending_operations: 0,
+            size_bytes,
+            chain_nodes: membership.chain_nodes().len() as u32,
+            quorum: membership.quorum() as u32,
+        };
+        let Some(engine) = engine else {
+            return ChainReport {
+                status,
+                peer_heights: Vec::new(),
+            };
+        };
+        let tip = engine.tip();
+        status.state = "running".into();
+        status.height = tip.height;
+        status.last_block = tip.hash();
+        status.last_block_time_us = tip.time_us;
+        status.pending_operations = engine.pending_count() as u64;
+        ChainReport {
+            status,
+            peer_heights: engine.peer_heights(),
+        }
     }
 
     /// Without a chain: asks every other chain node for the genesis, once a second
@@ -367,6 +434,7 @@ impl Context {
     }
 
     fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {
+        super::failpoint::trigger("chain-append");
         let key = self
             .entry_key
             .as_ref()
@@ -548,9 +616,13 @@ impl Context {
                 if before.as_ref() != Some(&entry.roles) {
                     let roles: Vec<&str> = entry.roles.iter().map(|r| r.name()).collect();
                     warn!(
-                        "cell `{}`: this node's roles are now: {} (the chain follows now; services start or stop at the next daemon start)",
+                        "cell `{}`: this node's roles are now: {} (its services restart with them)",
                         self.cell_name,
-                        if roles.is_empty() { "none".to_string() } else { roles.join(", ") }
+                        if roles.is_empty() {
+                            "none".to_string()
+                        } else {
+                            roles.join(", ")
+                        }
                     );
                 }
                 self.network.update_cell(cell_net(&me, &config));
@@ -578,13 +650,24 @@ impl Context {
     fn forward(&self, output: &Output) {
         let Some(feed) = &self.feed else { return };
         let mut batch = Vec::new();
+        let mut through = None;
         for event in &output.events {
             let ids = match event {
                 Event::OperationsAdded { ids, .. } => ids,
-                Event::BlockCommitted { operations, .. } => operations,
+                Event::BlockCommitted {
+                    height,
+                    hash,
+                    operations,
+                } => {
+                    through = Some(Checkpoint {
+                        height: *height,
+                        hash: *hash,
+                    });
+                    operations
+                }
                 Event::ChainTruncated { .. } => {
                     // Operations went back to pending: fold everything again.
-                    self.replay(true);
+                    self.replay(FeedStart::Rebuild);
                     return;
                 }
                 _ => continue,
@@ -603,26 +686,88 @@ impl Context {
                 }
             }
         }
-        if !batch.is_empty() && feed.sender.send_blocking(Feed::Operations(batch)).is_err() {
+        if batch.is_empty() && through.is_none() {
+            return;
+        }
+        let batch = Feed::Operations {
+            operations: batch,
+            through,
+        };
+        if feed.sender.send_blocking(batch).is_err() {
             debug!("cell `{}`: the entity index is closed", self.cell_name);
         }
     }
 
-    /// Sends every operation, committed then pending, to the entity index in chunks.
-    fn replay(&self, rebuild: bool) {
+    /// Where a replay starts: `(rebuild, first height)`. A checkpoint that does not match the
+    /// chain (its block was replaced by fork recovery, or the index belongs to another
+    /// chain) makes it a rebuild.
+    fn replay_from(&self, start: FeedStart) -> (bool, u64) {
+        let cell = &self.cell_name;
+        match start {
+            FeedStart::Rebuild => (true, 0),
+            FeedStart::After(None) => (false, 0),
+            FeedStart::After(Some(checkpoint)) => {
+                match self.store.get_header(checkpoint.height) {
+                    Ok(Some(header)) if header.hash() == checkpoint.hash => {
+                        (false, checkpoint.height + 1)
+                    }
+                    Ok(_) => {
+                        warn!(
+                        "cell `{cell}`: the entity index does not match the chain at height {}: \
+                         rebuilding it",
+                        checkpoint.height
+                    );
+                        (true, 0)
+                    }
+                    Err(err) => {
+                        error!("cell `{cell}`: cannot read the chain: {err}; rebuilding the entity index");
+                        (true, 0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the operations the entity index lacks in chunks: the committed ones from the
+    /// block after its checkpoint (every block for a rebuild), then every pending one
+    /// (applying is idempotent).
+    fn replay(&self, start: FeedStart) {
         let Some(feed) = &self.feed else { return };
-        let send = |operations: Vec<Plain>, last: bool| {
+        let (rebuild, from) = self.replay_from(start);
+        let tip = self.store.height().ok().flatten();
+        let blocks = tip.map_or(0, |tip| (tip + 1).saturating_sub(from));
+        let pending = self.store.pending_count().unwrap_or(0);
+        let cell = &self.cell_name;
+        match (rebuild, from) {
+            (true, _) => info!(
+                "cell `{cell}`: rebuilding the entity index: replaying {blocks} block(s) and \
+                 {pending} pending operation(s)"
+            ),
+            (false, 0) => info!(
+                "cell `{cell}`: entity index has no chain checkpoint, replaying {blocks} \
+                 block(s) and {pending} pending operation(s)"
+            ),
+            (false, from) => info!(
+                "cell `{cell}`: entity index at height {}, replaying {blocks} block(s) and \
+                 {pending} pending operation(s)",
+                from - 1
+            ),
+        }
+        // The last block read: a later start skips it and those before.
+        let mut through = None;
+        let send = |operations: Vec<Plain>, through: Option<Checkpoint>, last: bool| {
             feed.sender
                 .send_blocking(Feed::Replay {
                     rebuild,
                     operations,
+                    through,
                     last,
                 })
                 .is_ok()
         };
         let mut chunk = Vec::new();
         let result: Result<(), crate::chain::StoreError> = (|| {
-            let mut next = 0u64;
+            let mut next = from;
             loop {
                 let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
                 let Some(last) = blocks.last() else { break };
@@ -631,8 +776,13 @@ impl Context {
                     for op in &block.operations {
                         chunk.extend(self.plain(op, true));
                     }
+                    through = Some(Checkpoint {
+                        height: block.height(),
+                        hash: block.hash(),
+                    });
                 }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS && !send(std::mem::take(&mut chunk), false)
+                if chunk.len() >= FEED_CHUNK_OPERATIONS
+                    && !send(std::mem::take(&mut chunk), through, false)
                 {
                     return Ok(());
                 }
@@ -646,7 +796,8 @@ impl Context {
                 for op in &page {
                     chunk.extend(self.plain(op, false));
                 }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS && !send(std::mem::take(&mut chunk), false)
+                if chunk.len() >= FEED_CHUNK_OPERATIONS
+                    && !send(std::mem::take(&mut chunk), through, false)
                 {
                     return Ok(());
                 }
@@ -663,7 +814,7 @@ impl Context {
             );
         }
         // Always end the replay, so a rebuild completes with what could be read.
-        send(chunk, true);
+        send(chunk, through, true);
     }
 
     fn log(&self, event: &Event) {

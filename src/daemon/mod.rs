@@ -2,9 +2,12 @@
 //! every cell where the node has the chain role, and stops cleanly on SIGINT or SIGTERM.
 
 mod chain;
+mod failpoint;
 mod members;
 mod services;
+mod status;
 mod store;
+mod supervisor;
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,13 +15,11 @@ use std::sync::Arc;
 use futures_lite::StreamExt;
 use tracing::{error, info};
 
-use crate::config::Role;
 use crate::config::{self, Cell, Node, NodeDir};
 use crate::net::{CellNet, Network};
 
-use chain::ChainService;
 use services::NodeServices;
-use store::{StoreService, StoreThread};
+use store::StoreThread;
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -60,7 +61,11 @@ pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
 /// Opens the entity index of a cell where the node has the store role, if it can serve it:
 /// it needs the chain role (the index is fed by the local chain) and the cell's secret (to
 /// read entries). Otherwise logs why and returns `None`.
-fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::StoreFeed)> {
+fn start_store(
+    node: &Node,
+    cell: &Cell,
+    has_chain: bool,
+) -> Option<(StoreThread, store::StoreFeed)> {
     let name = &cell.config.name;
     if !has_chain {
         error!(
@@ -76,7 +81,7 @@ fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::Stor
         );
         return None;
     }
-    match StoreThread::start(cell) {
+    match StoreThread::start(cell, node.config.store.retention_us()) {
         Ok(started) => Some(started),
         Err(message) => {
             error!("{message}");
@@ -115,8 +120,9 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         info!("cell `{}`: roles {}", cell.config.name, roles.join(", "));
     }
     let cell_nets = cells.iter().map(|cell| cell_net(&node, cell)).collect();
-    let services = Arc::new(NodeServices::default());
+    let services = Arc::new(NodeServices::new());
     let network = Network::new(node.keypair.clone(), cell_nets, services.clone());
+    services.set_network(network.clone());
     let listen = node.config.listen;
     smol::block_on(async {
         use async_signal::{Signal, Signals};
@@ -130,40 +136,24 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
                 .local_addr()
                 .map_err(|e| Error::Listen(listen, e))?
         );
-        // The chains start once the port is ours: a second daemon on the same node fails
-        // above, before touching them.
-        let mut chains = std::collections::HashMap::new();
-        let mut stores = std::collections::HashMap::new();
-        for cell in &cells {
-            let roles = cell.roles_of(&node.config.id);
-            let store = if roles.contains(&Role::Store) {
-                start_store(cell, roles.contains(&Role::Chain))
-            } else {
-                None
-            };
-            if roles.contains(&Role::Chain) {
-                let (thread, feed) = match store {
-                    Some((thread, feed)) => (Some(thread), Some(feed)),
-                    None => (None, None),
-                };
-                // One cell's broken or missing chain must not take the others down.
-                match ChainService::start(dir, &node, cell, network.clone(), feed) {
-                    Ok(service) => {
-                        let service = Arc::new(service);
-                        if let Some(thread) = thread {
-                            let store = StoreService::new(thread, service.clone());
-                            stores.insert(cell.config.id, Arc::new(store));
-                        }
-                        chains.insert(cell.config.id, service);
-                    }
-                    Err(message) => error!("{message}"),
-                }
-            }
-        }
-        let chain_services: Vec<Arc<ChainService>> = chains.values().cloned().collect();
-        let store_services: Vec<Arc<StoreService>> = stores.values().cloned().collect();
-        services.set_chains(chains);
-        services.set_stores(stores);
+        // The cells' services start once the port is ours: a second daemon on the same node
+        // fails above, before touching them. One supervisor per cell: a failing cell does not
+        // take the others down.
+        let (stop_cells, stopping) = async_channel::bounded::<()>(1);
+        let node = Arc::new(node);
+        let supervisors: Vec<_> = cells
+            .into_iter()
+            .map(|cell| {
+                smol::spawn(supervisor::supervise(
+                    dir.clone(),
+                    node.clone(),
+                    cell,
+                    network.clone(),
+                    services.clone(),
+                    stopping.clone(),
+                ))
+            })
+            .collect();
         let serving = smol::spawn({
             let network = network.clone();
             async move { network.serve(listener).await }
@@ -177,11 +167,9 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         }
         network.shutdown("shutting down").await;
         serving.await;
-        for chain in &chain_services {
-            chain.stop();
-        }
-        for store in &store_services {
-            store.stop();
+        stop_cells.close();
+        for supervisor in supervisors {
+            supervisor.await;
         }
         info!("stopped");
         Ok(())

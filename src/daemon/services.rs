@@ -2,7 +2,7 @@
 //! (cell, service) to the chain and store services of the node's cells.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use exocore_protocol::admin::{AdminRequest, AdminResponse};
 use exocore_protocol::envelope::Service;
@@ -11,38 +11,75 @@ use exocore_protocol::message::{ErrorBody, ErrorCode};
 use exocore_protocol::wire;
 use tracing::warn;
 
+use std::time::Instant;
+
 use super::chain::ChainService;
 use super::members::ChangeError;
+use super::status;
 use super::store::StoreService;
 use crate::chain::SignedMembership;
+use crate::config::Role;
 use crate::engine::ChainMessage;
-use crate::net::{AnswerFuture, EventSink, Incoming, Services};
+use crate::net::{AnswerFuture, EventSink, Incoming, Network, Services};
 
 /// Routes to the services of every cell; filled once they started (the network must exist
 /// before them, since they send through it).
-#[derive(Default)]
 pub struct NodeServices {
-    chains: OnceLock<HashMap<PublicKey, Arc<ChainService>>>,
-    stores: OnceLock<HashMap<PublicKey, Arc<StoreService>>>,
+    chains: RwLock<HashMap<PublicKey, Arc<ChainService>>>,
+    stores: RwLock<HashMap<PublicKey, Arc<StoreService>>>,
+    network: OnceLock<Network>,
+    /// This node's roles, by cell.
+    roles: RwLock<HashMap<PublicKey, Vec<Role>>>,
+    started: Instant,
 }
 
 impl NodeServices {
-    /// Installs the chain services, by cell.
-    pub fn set_chains(&self, chains: HashMap<PublicKey, Arc<ChainService>>) {
-        let _ = self.chains.set(chains);
+    /// Routes, empty until [`NodeServices::install`].
+    pub fn new() -> NodeServices {
+        NodeServices {
+            chains: RwLock::default(),
+            stores: RwLock::default(),
+            network: OnceLock::new(),
+            roles: RwLock::default(),
+            started: Instant::now(),
+        }
     }
 
-    /// Installs the store services, by cell.
-    pub fn set_stores(&self, stores: HashMap<PublicKey, Arc<StoreService>>) {
-        let _ = self.stores.set(stores);
+    /// Installs the network, for the links `exo status` reports.
+    pub fn set_network(&self, network: Network) {
+        let _ = self.network.set(network);
+    }
+
+    /// Routes `cell`'s requests to these services (replacing earlier ones); `None` removes.
+    pub fn install(
+        &self,
+        cell: PublicKey,
+        roles: Vec<Role>,
+        chain: Option<Arc<ChainService>>,
+        store: Option<Arc<StoreService>>,
+    ) {
+        let mut all_roles = self.roles.write().unwrap_or_else(|p| p.into_inner());
+        all_roles.insert(cell, roles);
+        let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
+        match chain {
+            Some(chain) => chains.insert(cell, chain),
+            None => chains.remove(&cell),
+        };
+        let mut stores = self.stores.write().unwrap_or_else(|p| p.into_inner());
+        match store {
+            Some(store) => stores.insert(cell, store),
+            None => stores.remove(&cell),
+        };
     }
 
     fn store(&self, cell: &PublicKey) -> Option<Arc<StoreService>> {
-        self.stores.get()?.get(cell).cloned()
+        let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
+        stores.get(cell).cloned()
     }
 
     fn chain(&self, cell: &PublicKey) -> Option<Arc<ChainService>> {
-        self.chains.get()?.get(cell).cloned()
+        let chains = self.chains.read().unwrap_or_else(|p| p.into_inner());
+        chains.get(cell).cloned()
     }
 }
 
@@ -57,6 +94,15 @@ impl Services for NodeServices {
     fn handle(&self, request: Incoming) -> AnswerFuture {
         let chain = self.chain(&request.cell);
         let store = self.store(&request.cell);
+        let roles = self
+            .roles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&request.cell)
+            .cloned()
+            .unwrap_or_default();
+        let network = self.network.get().cloned();
+        let started = self.started;
         Box::pin(async move {
             if request.service == Service::Store {
                 let Some(store) = store else {
@@ -92,6 +138,21 @@ impl Services for NodeServices {
                         }
                         Err(reason) => refuse(ErrorCode::INTERNAL, reason),
                     }
+                }
+                (Service::CellAdmin, Ok(AdminRequest::Status)) => {
+                    let status = status::gather(status::Sources {
+                        cell: request.cell,
+                        roles: &roles,
+                        started,
+                        network: network.as_ref(),
+                        chain: chain.as_deref(),
+                        store: store.as_deref(),
+                    })
+                    .await;
+                    wire::encode(&AdminResponse::Status(status)).map_err(|e| ErrorBody {
+                        code: ErrorCode::INTERNAL,
+                        message: e.to_string(),
+                    })
                 }
                 (Service::CellAdmin, Ok(AdminRequest::ChangeMembership { document })) => {
                     let Some(chain) = chain else {

@@ -1,10 +1,12 @@
 //! The store service of one cell: its entity index (`crate::store::StoreIndex`) on a thread
 //! of its own, because every tantivy call blocks.
 //!
-//! The index is fed by the chain service (`super::chain`): at start, the whole chain and
-//! pending store (a rebuild when the index was missing, damaged or of another schema, else an
-//! idempotent catch-up), then, after each engine step, the operations it added or committed;
-//! a truncation replays everything as a rebuild. A `Mutate` request is prepared on the index
+//! The index is fed by the chain service (`super::chain`): at start, the blocks after the
+//! index's checkpoint and the pending store (an idempotent catch-up), or everything as a
+//! rebuild when the index was missing, damaged, of another schema, or its checkpoint does not
+//! match the chain; then, after each engine step, the operations it added or committed, with
+//! the last committed block as the new checkpoint; a truncation replays everything as a
+//! rebuild. A `Mutate` request is prepared on the index
 //! thread (shape, schemas, checks), appended as one chain entry, and applied to the index
 //! before it is answered, so the next query sees it (read your writes).
 //!
@@ -19,20 +21,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use async_io::Timer;
 use exocore_protocol::message::{ErrorBody, ErrorCode};
-use exocore_protocol::store::{EntityState, StoreRequest, StoreResponse, TraitState};
+use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
 use super::chain::ChainService;
 use crate::chain::OperationId;
+use crate::clock::now_us;
 use crate::config::Cell;
 use crate::net::{Answer, EventSink};
+use crate::store::response::{entity_state, results_response};
 use crate::store::{
-    Entity, EntityStatus, Entry, Mutation, MutationError, Opened, Query, QueryError, QueryResults,
-    Schemas, StoreIndex,
+    ApplyReport, Checkpoint, Entity, EntityStatus, Entry, IndexError, Mutation, MutationError,
+    Opened, Query, QueryError, QueryResults, Schemas, StoreIndex,
 };
 
 /// Requests waiting for the index thread; beyond it, callers wait.
@@ -43,32 +49,60 @@ pub const FEED_LEN: usize = 64;
 pub const FEED_CHUNK_OPERATIONS: usize = 1000;
 /// Watched queries a cell's store keeps at most (over all connections); one more is refused.
 pub const WATCHES_MAX: usize = 256;
+/// Garbage collection runs every tenth of the retention period, within these bounds.
+pub const GC_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// See [`GC_INTERVAL_MIN`].
+pub const GC_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+
+/// How often garbage collection runs for a retention period.
+fn gc_interval(retention_us: u64) -> Duration {
+    Duration::from_micros(retention_us / 10).clamp(GC_INTERVAL_MIN, GC_INTERVAL_MAX)
+}
 
 /// An operation as the index takes it: id, entry plaintext, committed.
 pub type Plain = (OperationId, Vec<u8>, bool);
 
-/// What the chain service tells the index.
+/// What the chain service tells the index. `through` is the last block whose operations
+/// are all in this batch or earlier ones: the index records it with the batch.
 pub enum Feed {
     /// Operations added to the pending store or committed in a block.
-    Operations(Vec<Plain>),
-    /// One chunk of a replay of every operation (blocks, then pending); `last` ends it.
+    Operations {
+        /// The operations.
+        operations: Vec<Plain>,
+        /// The last block committed, if any.
+        through: Option<Checkpoint>,
+    },
+    /// One chunk of a replay (blocks from some height, then pending); `last` ends it.
     /// With `rebuild`, the index is emptied first and marked complete at the end.
     Replay {
         /// Empty the index first.
         rebuild: bool,
         /// This chunk.
         operations: Vec<Plain>,
+        /// The last block replayed so far.
+        through: Option<Checkpoint>,
         /// The replay's last chunk.
         last: bool,
     },
+}
+
+/// What the chain service replays into the index when it starts.
+#[derive(Debug, Clone, Copy)]
+pub enum FeedStart {
+    /// The index was just created: every operation, as a rebuild.
+    Rebuild,
+    /// The index is complete up to this checkpoint: the blocks after it (all of them when
+    /// there is none) and the pending operations. A checkpoint that does not match the
+    /// chain makes it a rebuild.
+    After(Option<Checkpoint>),
 }
 
 /// The chain service's end of the feed.
 pub struct StoreFeed {
     /// Where batches go.
     pub sender: async_channel::Sender<Feed>,
-    /// The first replay must be a rebuild (the index was just created).
-    pub rebuild: bool,
+    /// What to replay first.
+    pub start: FeedStart,
 }
 
 enum Request {
@@ -117,7 +151,8 @@ pub struct StoreThread {
 
 impl StoreThread {
     /// Opens the cell's index and starts its thread; returns it and the feed for the chain.
-    pub fn start(cell: &Cell) -> Result<(StoreThread, StoreFeed), String> {
+    /// Garbage collection keeps old versions and deletions for `retention_us`.
+    pub fn start(cell: &Cell, retention_us: u64) -> Result<(StoreThread, StoreFeed), String> {
         let name = cell.config.name.clone();
         let dir = index_dir(&cell.dir);
         let (index, opened) = StoreIndex::open(&dir, Schemas::builtin()).map_err(|e| {
@@ -126,14 +161,14 @@ impl StoreThread {
                 dir.display()
             )
         })?;
-        let rebuild = match opened {
-            Opened::Existing => {
+        let start = match opened {
+            Opened::Existing(checkpoint) => {
                 info!("cell `{name}`: entity index opened");
-                false
+                FeedStart::After(checkpoint)
             }
             Opened::Created(reason) => {
                 info!("cell `{name}`: rebuilding the entity index from the chain: {reason}");
-                true
+                FeedStart::Rebuild
             }
         };
         let (feed_sender, feed) = async_channel::bounded(FEED_LEN);
@@ -141,7 +176,7 @@ impl StoreThread {
         let thread_name = name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("store-{name}"))
-            .spawn(move || run(thread_name, index, feed, receiver))
+            .spawn(move || run(thread_name, index, retention_us, feed, receiver))
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         Ok((
             StoreThread {
@@ -151,7 +186,7 @@ impl StoreThread {
             },
             StoreFeed {
                 sender: feed_sender,
-                rebuild,
+                start,
             },
         ))
     }
@@ -160,33 +195,58 @@ impl StoreThread {
 fn run(
     cell: String,
     mut index: StoreIndex,
+    retention_us: u64,
     feed: async_channel::Receiver<Feed>,
     requests: async_channel::Receiver<Request>,
 ) {
     enum Next {
         Feed(Option<Feed>),
         Request(Option<Request>),
+        Collect,
     }
     let mut feed_open = true;
     let mut watches: Vec<Watch> = Vec::new();
+    let interval = gc_interval(retention_us);
+    let mut next_gc = Instant::now() + interval;
     loop {
+        // Checked first, so a steady stream of requests cannot hold garbage collection off.
+        if Instant::now() >= next_gc {
+            collect(&cell, &mut index, retention_us, &mut watches);
+            next_gc = Instant::now() + interval;
+        }
+        let collect_due = async {
+            Timer::at(next_gc).await;
+            Next::Collect
+        };
         // The feed first: what the chain already holds is folded before a query runs.
         let next = if feed_open {
             async_io::block_on(future::or(
                 async { Next::Feed(feed.recv().await.ok()) },
-                async { Next::Request(requests.recv().await.ok()) },
+                future::or(
+                    async { Next::Request(requests.recv().await.ok()) },
+                    collect_due,
+                ),
             ))
         } else {
-            Next::Request(requests.recv_blocking().ok())
+            async_io::block_on(future::or(
+                async { Next::Request(requests.recv().await.ok()) },
+                collect_due,
+            ))
         };
         match next {
             Next::Feed(None) => feed_open = false,
             Next::Feed(Some(batch)) => {
-                take_feed(&cell, &mut index, &feed, batch);
+                if take_feed(&cell, &mut index, &feed, batch) {
+                    // A replay ended: a rebuilt index is collected at once, so it answers
+                    // like the index it replaces.
+                    collect(&cell, &mut index, retention_us, &mut watches);
+                    next_gc = Instant::now() + interval;
+                }
                 refresh(&cell, &mut index, &mut watches);
             }
             Next::Request(None) => break,
             Next::Request(Some(request)) => answer(&cell, &mut index, &mut watches, request),
+            Next::Collect => {}
         }
     }
     for watch in watches {
@@ -198,71 +258,107 @@ fn run(
     info!("cell `{cell}`: entity index closed");
 }
 
+/// One garbage collection pass (`spec/store.md` section 10): what was replaced or deleted
+/// longer than `retention_us` ago goes; watchers see the results that changed.
+fn collect(cell: &str, index: &mut StoreIndex, retention_us: u64, watches: &mut Vec<Watch>) {
+    let horizon_us = now_us().saturating_sub(retention_us);
+    match index.collect_garbage(horizon_us) {
+        Ok(report) if report.compacted > 0 => {
+            info!(
+                "cell `{cell}`: garbage collection: {} entit(ies) compacted, {} deleted \
+                 entit(ies) past the retention period collected",
+                report.compacted, report.collected
+            );
+            refresh(cell, index, watches);
+        }
+        Ok(_) => debug!("cell `{cell}`: garbage collection: nothing to collect"),
+        Err(e) => error!("cell `{cell}`: garbage collection failed: {e}"),
+    }
+}
+
+/// Applies a feed batch; returns whether it ended a replay.
 fn take_feed(
     cell: &str,
     index: &mut StoreIndex,
     feed: &async_channel::Receiver<Feed>,
     batch: Feed,
-) {
+) -> bool {
+    let ended = matches!(
+        batch,
+        Feed::Replay { rebuild: true, .. } | Feed::Replay { last: true, .. }
+    );
     match batch {
-        Feed::Operations(operations) => {
-            if let Err(e) = index.apply_batch(operations) {
+        Feed::Operations {
+            operations,
+            through,
+        } => {
+            if let Err(e) = index.apply_through(operations, through) {
                 error!("cell `{cell}`: cannot update the entity index: {e}");
             }
         }
         Feed::Replay {
             rebuild: true,
             operations,
+            through,
             last,
-        } => {
-            // Pull the replay's next chunks from the feed as the rebuild consumes them.
-            let mut current = operations.into_iter();
-            let mut done = last;
-            let all = std::iter::from_fn(|| loop {
-                if let Some(op) = current.next() {
-                    return Some(op);
-                }
-                if done {
-                    return None;
-                }
-                match feed.recv_blocking() {
-                    Ok(Feed::Replay {
-                        operations, last, ..
-                    }) => {
-                        current = operations.into_iter();
-                        done = last;
-                    }
-                    Ok(Feed::Operations(operations)) => current = operations.into_iter(),
-                    Err(_) => return None,
-                }
-            });
-            match index.rebuild(all) {
-                Ok(report) => info!(
-                    "cell `{cell}`: entity index built: {} operation(s), {} entit(ies), {} refused",
-                    report.applied,
-                    report.entities_changed,
-                    report.refused.len()
-                ),
-                Err(e) => error!("cell `{cell}`: cannot rebuild the entity index: {e}"),
-            }
-        }
-        Feed::Replay { operations, .. } => {
-            if let Err(e) = index.apply_batch(operations) {
-                error!("cell `{cell}`: cannot catch the entity index up: {e}");
-            }
-        }
+        } => match rebuild(index, feed, operations, through, last) {
+            Ok(Some(report)) => info!(
+                "cell `{cell}`: entity index built: {} operation(s), {} entit(ies), {} refused",
+                report.applied,
+                report.entities_changed,
+                report.refused.len()
+            ),
+            Ok(None) => warn!("cell `{cell}`: the chain stopped during the index rebuild"),
+            Err(e) => error!("cell `{cell}`: cannot rebuild the entity index: {e}"),
+        },
+        Feed::Replay {
+            operations,
+            through,
+            last,
+            ..
+        } => match index.apply_through(operations, through) {
+            Ok(_) if last => info!("cell `{cell}`: entity index caught up with the chain"),
+            Ok(_) => {}
+            Err(e) => error!("cell `{cell}`: cannot catch the entity index up: {e}"),
+        },
     }
+    ended
 }
 
-/// The Results response for a page of results.
-fn results_response(results: &QueryResults) -> StoreResponse {
-    StoreResponse::Results {
-        entities: results.entities.iter().map(entity_state).collect(),
-        next: results.next.as_ref().map(|c| c.to_text()),
-        total: results.total,
-        hash: results.hash,
-        unchanged: results.unchanged,
+/// Empties the index and folds the replay's chunks as they come from the feed; marks the
+/// index complete after the last. `None` if the feed closed before (the index then stays
+/// incomplete, and is rebuilt at the next start).
+fn rebuild(
+    index: &mut StoreIndex,
+    feed: &async_channel::Receiver<Feed>,
+    mut operations: Vec<Plain>,
+    mut through: Option<Checkpoint>,
+    mut last: bool,
+) -> Result<Option<ApplyReport>, IndexError> {
+    index.begin_rebuild()?;
+    let mut report = ApplyReport::default();
+    loop {
+        report.add(index.apply_through(operations, through)?);
+        if last {
+            break;
+        }
+        // The chain sends a replay whole before anything else.
+        match feed.recv_blocking() {
+            Ok(Feed::Replay {
+                operations: more,
+                through: to,
+                last: end,
+                ..
+            }) => (operations, through, last) = (more, to, end),
+            Ok(Feed::Operations {
+                operations: more,
+                through: to,
+            }) => (operations, through) = (more, to),
+            Err(_) => return Ok(None),
+        }
     }
+    index.finish_rebuild()?;
+    Ok(Some(report))
 }
 
 /// Pushes `results` to a watcher, as a Results event.
@@ -464,6 +560,10 @@ impl StoreService {
             .await?
             .map_err(|e| match e {
                 MutationError::Read(e) => internal(e),
+                e @ MutationError::CheckFailed { .. } => ErrorBody {
+                    code: ErrorCode::CONFLICT,
+                    message: e.to_string(),
+                },
                 e => bad(e.to_string()),
             })?;
         let operation = self.chain.append(plaintext.clone()).await.map_err(|e| {
@@ -505,6 +605,17 @@ impl StoreService {
         Ok(results_response(&results))
     }
 
+    /// How many live entities the index holds, once it has folded what the chain fed it.
+    pub async fn entity_count(&self) -> Result<u64, ErrorBody> {
+        let mut query = Query::new(crate::store::query::Predicate::All);
+        query.limit = 1;
+        let results = self
+            .call(|reply| Request::Query { query, reply })
+            .await?
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(results.total)
+    }
+
     /// Takes a Store Subscribe (its payload): a `Watch` is registered on the index thread,
     /// which pushes its results into `sink`; the answer is an empty Response.
     pub async fn subscribe(&self, payload: &[u8], sink: EventSink) -> Answer {
@@ -531,6 +642,13 @@ impl StoreService {
         Ok(Vec::new())
     }
 
+    /// Whether the index thread still runs (it ends on [`StoreService::stop`], or when it
+    /// failed).
+    pub fn is_running(&self) -> bool {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Closes the index after the requests already queued, and waits for its thread.
     pub fn stop(&self) {
         self.requests.close();
@@ -540,33 +658,5 @@ impl StoreService {
                 warn!("cell `{}`: the store thread panicked", self.cell_name);
             }
         }
-    }
-}
-
-/// An entity in its wire form.
-pub fn entity_state(entity: &Entity) -> EntityState {
-    EntityState {
-        id: entity.id.clone(),
-        status: match entity.status {
-            EntityStatus::Absent => 0,
-            EntityStatus::Live => 1,
-            EntityStatus::Deleted => 2,
-        },
-        created_us: entity.created_us,
-        updated_us: entity.updated_us,
-        deleted_us: entity.deleted_us,
-        version: entity.version.to_bytes(),
-        pending: entity.pending,
-        traits: entity
-            .traits
-            .iter()
-            .map(|t| TraitState {
-                value: bincode::encode_to_vec(&t.value, wire::CONFIG).unwrap_or_default(),
-                created_us: t.created_us,
-                updated_us: t.updated_us,
-                deleted_us: t.deleted_us,
-                version: t.version.to_bytes(),
-            })
-            .collect(),
     }
 }

@@ -53,6 +53,15 @@ pub(crate) struct ChainSync {
 }
 
 impl Engine {
+    /// The height each chain node last announced, as far as this node knows.
+    pub fn peer_heights(&self) -> Vec<(PublicKey, u64)> {
+        self.sync
+            .peers
+            .values()
+            .map(|tip| (tip.key, tip.height))
+            .collect()
+    }
+
     pub(crate) fn sync_tick(&mut self, view: &dyn ChainView, now_ms: u64, out: &mut Output) {
         let _ = view;
         if self

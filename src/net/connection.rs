@@ -102,6 +102,8 @@ struct Shared {
     /// The subscriptions the peer opened, by id: closing the sender ends one.
     subscriptions: Mutex<HashMap<u64, async_channel::Sender<()>>>,
     next_request_id: AtomicU64,
+    /// When anything was last received, µs since the Unix epoch (for `exo status`).
+    last_received_us: AtomicU64,
     /// Whether anything arrived from the peer: a node that refuses our key as a member
     /// closes right after the handshake, before sending anything.
     received_any: AtomicBool,
@@ -141,6 +143,11 @@ impl Connection {
     /// The other end's socket address, for logs.
     pub fn address(&self) -> &str {
         &self.shared.address
+    }
+
+    /// When anything was last received from the other end, µs since the Unix epoch.
+    pub fn last_received_us(&self) -> u64 {
+        self.shared.last_received_us.load(Ordering::Relaxed)
     }
 
     /// Sends a request and waits for its answer, at most `timeout`.
@@ -239,6 +246,7 @@ impl Pending {
             pending: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
+            last_received_us: AtomicU64::new(crate::clock::now_us()),
             received_any: AtomicBool::new(false),
         };
         Pending {
@@ -316,6 +324,11 @@ impl Pending {
                 ),
             )
             .await;
+            if matches!(event, Event::Received(_)) {
+                shared
+                    .last_received_us
+                    .store(crate::clock::now_us(), Ordering::Relaxed);
+            }
             match event {
                 Event::Received(Ok(envelope)) => {
                     shared.received_any.store(true, Ordering::Relaxed);

@@ -17,5 +17,7 @@ pub mod subscription;
 
 pub use connection::{Answer, AnswerFuture, Connection, Incoming, Services, SUBSCRIPTIONS_MAX};
 pub use error::NetError;
-pub use network::{CellNet, Network, PeerNode, CONNECTIONS_MAX, HANDSHAKES_MAX, PING_TIMEOUT};
+pub use network::{
+    CellNet, Network, PeerLink, PeerNode, CONNECTIONS_MAX, HANDSHAKES_MAX, PING_TIMEOUT,
+};
 pub use subscription::EventSink;

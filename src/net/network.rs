@@ -74,6 +74,23 @@ struct Link {
     /// stays (both ends apply the same rule, so they agree).
     initiator: Option<PublicKey>,
     last_error: Option<String>,
+    /// When anything was last received over a link that is now down, µs since the epoch.
+    last_seen_us: Option<u64>,
+}
+
+/// The link to one peer, as [`Network::peer_links`] reports it.
+#[derive(Debug, Clone)]
+pub struct PeerLink {
+    /// The peer's key.
+    pub id: PublicKey,
+    /// Its name in the cell.
+    pub name: String,
+    /// Whether a connection is up.
+    pub connected: bool,
+    /// When anything was last received from it, µs since the Unix epoch.
+    pub last_seen_us: Option<u64>,
+    /// Why the last connection ended or the last dial failed.
+    pub last_error: Option<String>,
 }
 
 /// Which side opened a connection.
@@ -262,6 +279,7 @@ impl Network {
                     link.connection = None;
                     link.initiator = None;
                     link.last_error = Some(reason.clone());
+                    link.last_seen_us = Some(connection.last_received_us());
                 }
             }
             info!(
@@ -491,6 +509,31 @@ impl Network {
         lock(&self.inner.links)
             .get(&(*cell, *node))
             .and_then(|l| l.connection.clone())
+    }
+
+    /// The state of the link to every peer of `cell`, in the cell's order.
+    pub fn peer_links(&self, cell: &PublicKey) -> Vec<PeerLink> {
+        let Some(cell_net) = lock(&self.inner.cells).get(cell).cloned() else {
+            return Vec::new();
+        };
+        let links = lock(&self.inner.links);
+        cell_net
+            .peers
+            .iter()
+            .map(|peer| {
+                let link = links.get(&(*cell, peer.id));
+                let connection = link.and_then(|l| l.connection.as_ref());
+                PeerLink {
+                    id: peer.id,
+                    name: peer.name.clone(),
+                    connected: connection.is_some(),
+                    last_seen_us: connection
+                        .map(Connection::last_received_us)
+                        .or(link.and_then(|l| l.last_seen_us)),
+                    last_error: link.and_then(|l| l.last_error.clone()),
+                }
+            })
+            .collect()
     }
 
     /// Sends a request to `node` of `cell` over its link.

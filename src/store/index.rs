@@ -16,6 +16,8 @@
 //! - **Read your writes.** Every `apply`/`apply_batch`/`rebuild` call ends with a tantivy
 //!   commit and a reader reload: once it returns, the next query sees its effects. Batch
 //!   operations to amortise the commit (one fsync).
+//! - **Checkpoint.** Each commit's payload records how far the committed chain is applied
+//!   ([`Checkpoint`]), so a restart replays only the blocks after it.
 //!
 //! Architecture invariant: this module knows nothing of the chain's storage, the network or
 //! the clock; operation ids and plaintexts are inputs.
@@ -42,16 +44,18 @@ use crate::chain::OperationId;
 
 /// Bumped whenever what a document holds changes meaning: an index of another format is
 /// rebuilt at open.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 /// The manifest's file name in the index folder.
 pub const MANIFEST_FILE: &str = "exo-manifest.json";
 /// Memory tantivy's writer may use before flushing a segment (its minimum is 15 MB).
 pub const WRITER_HEAP_BYTES: usize = 20_000_000;
 /// Operations folded per commit during a rebuild (bounds the rebuild's memory).
 pub const REBUILD_CHUNK_OPERATIONS: usize = 2_000;
-/// Largest stored history of one entity that is read back (before garbage collection
-/// exists, a hot entity's history only grows).
+/// Largest stored history of one entity that is read back (a hot entity's history grows
+/// for the retention period before garbage collection compacts it).
 pub const HISTORY_BYTES_MAX: usize = 256 << 20;
+/// Entities rewritten per commit by garbage collection (bounds its memory).
+pub const GC_CHUNK_ENTITIES: usize = 1_000;
 
 // Fixed index fields. Names start with `_`; mapped fields with `f.`, `t.` or `s.`.
 pub(crate) const F_ID: &str = "_id";
@@ -64,6 +68,7 @@ pub(crate) const F_CREATED: &str = "_created";
 pub(crate) const F_UPDATED: &str = "_updated";
 pub(crate) const F_ID_HASH: &str = "_idhash";
 pub(crate) const F_STATE: &str = "_state";
+pub(crate) const F_GC: &str = "_gc";
 
 /// `_status` values.
 pub(crate) const STATUS_ABSENT: u64 = 0;
@@ -94,11 +99,67 @@ impl fmt::Display for RebuildReason {
     }
 }
 
+/// How far the committed chain is folded into the index: every operation of the blocks up to
+/// and including this one is applied, as committed. Recorded in the payload of the tantivy
+/// commit that applied it, so it is never ahead of the index's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The block's height.
+    pub height: u64,
+    /// The block's hash: a block replaced by fork recovery no longer matches.
+    pub hash: [u8; 32],
+}
+
+/// The commit payload (JSON): `{"checkpoint":{"height":H,"hash":"64 hex digits"}}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitPayload {
+    checkpoint: Option<PayloadCheckpoint>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadCheckpoint {
+    height: u64,
+    hash: String,
+}
+
+impl Checkpoint {
+    fn to_payload(self) -> String {
+        let payload = CommitPayload {
+            checkpoint: Some(PayloadCheckpoint {
+                height: self.height,
+                hash: crate::chain::hex(&self.hash),
+            }),
+        };
+        serde_json::to_string(&payload).unwrap_or_default()
+    }
+
+    /// The checkpoint of a commit payload; `None` when there is none or it does not parse
+    /// (the caller then replays the whole chain, which is idempotent).
+    fn from_payload(text: &str) -> Option<Checkpoint> {
+        let payload: CommitPayload = serde_json::from_str(text).ok()?;
+        let stored = payload.checkpoint?;
+        if stored.hash.len() != 64 {
+            return None;
+        }
+        let mut hash = [0u8; 32];
+        for (i, byte) in hash.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(stored.hash.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Checkpoint {
+            height: stored.height,
+            hash,
+        })
+    }
+}
+
 /// What [`StoreIndex::open`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opened {
-    /// A complete index matching the schemas.
-    Existing,
+    /// A complete index matching the schemas, with the checkpoint of its last commit (`None`
+    /// if it has none: replay every operation, applying is idempotent).
+    Existing(Option<Checkpoint>),
     /// An empty index: call [`StoreIndex::rebuild`] with every operation.
     Created(RebuildReason),
 }
@@ -132,6 +193,16 @@ impl From<tantivy::TantivyError> for IndexError {
     }
 }
 
+/// What a garbage collection pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Entities whose history was compacted (their document rewritten).
+    pub compacted: usize,
+    /// Of those, deleted entities whose deletion passed the retention period: no longer
+    /// returned, even with `include:deleted`.
+    pub collected: usize,
+}
+
 /// What a batch of operations did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -141,6 +212,15 @@ pub struct ApplyReport {
     pub refused: Vec<(OperationId, EntryError)>,
     /// Entities whose document was rewritten.
     pub entities_changed: usize,
+}
+
+impl ApplyReport {
+    /// Adds another batch's report to this one.
+    pub fn add(&mut self, other: ApplyReport) {
+        self.applied += other.applied;
+        self.refused.extend(other.refused);
+        self.entities_changed += other.entities_changed;
+    }
 }
 
 /// What an index field does for a schema field.
@@ -229,6 +309,7 @@ impl Manifest {
         b.add_u64_field(F_UPDATED, INDEXED | FAST);
         b.add_u64_field(F_ID_HASH, FAST);
         b.add_bytes_field(F_STATE, STORED);
+        b.add_u64_field(F_GC, INDEXED);
         for m in &self.fields {
             let kind = schemas
                 .get(&m.trait_type)
@@ -293,6 +374,11 @@ pub struct StoreIndex {
     writer: IndexWriter,
     pub(crate) reader: IndexReader,
     pub(crate) schema: IndexSchema,
+    /// Recorded with every commit.
+    checkpoint: Option<Checkpoint>,
+    /// A batch failed to apply: no checkpoint is recorded any more by this instance, so the
+    /// next start replays everything rather than skip what failed.
+    checkpoint_lost: bool,
 }
 
 impl fmt::Debug for StoreIndex {
@@ -313,13 +399,19 @@ impl StoreIndex {
     /// and a new index created: [`Opened::Created`] says the caller must then call
     /// [`StoreIndex::rebuild`] with every operation (the manifest is only written when a
     /// rebuild completes, so a crash during it is noticed at the next open).
+    /// [`Opened::Existing`] carries the index's [`Checkpoint`]: the caller then applies only
+    /// the blocks after it, and the pending operations.
     ///
     /// Opening reads every index file once to verify checksums.
     pub fn open(dir: &Path, schemas: Schemas) -> Result<(StoreIndex, Opened), IndexError> {
         let manifest = Manifest::for_schemas(&schemas);
         let schema = manifest.tantivy_schema(&schemas);
         let (index, opened) = match Self::check_existing(dir, &manifest, &schema) {
-            Ok(index) => (index, Opened::Existing),
+            Ok(index) => {
+                let payload = index.load_metas()?.payload;
+                let checkpoint = payload.as_deref().and_then(Checkpoint::from_payload);
+                (index, Opened::Existing(checkpoint))
+            }
             Err(reason) => {
                 tracing::info!(dir = %dir.display(), %reason, "rebuilding the entity index");
                 if dir.exists() {
@@ -330,10 +422,11 @@ impl StoreIndex {
                 (index, Opened::Created(reason))
             }
         };
-        Ok((
-            Self::with_index(dir, schemas, manifest, index, schema)?,
-            opened,
-        ))
+        let mut opened_index = Self::with_index(dir, schemas, manifest, index, schema)?;
+        if let Opened::Existing(checkpoint) = &opened {
+            opened_index.checkpoint = *checkpoint;
+        }
+        Ok((opened_index, opened))
     }
 
     fn check_existing(
@@ -394,7 +487,14 @@ impl StoreIndex {
             writer,
             reader,
             schema,
+            checkpoint: None,
+            checkpoint_lost: false,
         })
+    }
+
+    /// How far the committed chain is applied (`None`: unknown).
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.checkpoint
     }
 
     /// The schemas the index was opened with.
@@ -410,14 +510,14 @@ impl StoreIndex {
 
     /// Empties the index and folds every operation in `operations` (in any order, pending
     /// and committed), committing every [`REBUILD_CHUNK_OPERATIONS`]; then writes the
-    /// manifest, which marks the index complete.
+    /// manifest, which marks the index complete. The index records no checkpoint: the caller
+    /// that knows how far the chain went uses [`StoreIndex::begin_rebuild`],
+    /// [`StoreIndex::apply_through`] and [`StoreIndex::finish_rebuild`] instead.
     pub fn rebuild<B: AsRef<[u8]>>(
         &mut self,
         operations: impl IntoIterator<Item = (OperationId, B, bool)>,
     ) -> Result<ApplyReport, IndexError> {
-        let _ = std::fs::remove_file(self.dir.join(MANIFEST_FILE));
-        self.writer.delete_all_documents()?;
-        self.commit()?;
+        self.begin_rebuild()?;
         let mut report = ApplyReport::default();
         let mut chunk = Vec::with_capacity(REBUILD_CHUNK_OPERATIONS);
         let mut operations = operations.into_iter();
@@ -427,13 +527,29 @@ impl StoreIndex {
             if chunk.is_empty() {
                 break;
             }
-            let part = self.apply_batch(chunk.drain(..))?;
-            report.applied += part.applied;
-            report.refused.extend(part.refused);
-            report.entities_changed += part.entities_changed;
+            report.add(self.apply_batch(chunk.drain(..))?);
         }
-        self.write_manifest()?;
+        self.finish_rebuild()?;
         Ok(report)
+    }
+
+    /// Starts a rebuild: the manifest is removed (a crash from here on is a `Missing` at the
+    /// next open), every document deleted, and the checkpoint forgotten.
+    pub fn begin_rebuild(&mut self) -> Result<(), IndexError> {
+        match std::fs::remove_file(self.dir.join(MANIFEST_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        self.checkpoint = None;
+        self.checkpoint_lost = false;
+        self.writer.delete_all_documents()?;
+        self.commit()
+    }
+
+    /// Ends a rebuild: writes the manifest, which marks the index complete.
+    pub fn finish_rebuild(&mut self) -> Result<(), IndexError> {
+        self.write_manifest()
     }
 
     fn write_manifest(&self) -> Result<(), IndexError> {
@@ -457,15 +573,40 @@ impl StoreIndex {
         self.apply_batch([(operation, plaintext, committed)])
     }
 
+    /// Folds operations into the entities they touch (see [`StoreIndex::apply_through`]),
+    /// keeping the checkpoint as it is.
+    pub fn apply_batch<B: AsRef<[u8]>>(
+        &mut self,
+        operations: impl IntoIterator<Item = (OperationId, B, bool)>,
+    ) -> Result<ApplyReport, IndexError> {
+        self.apply_through(operations, None)
+    }
+
     /// Folds operations into the entities they touch, then commits and reloads: when this
-    /// returns, queries see them. Idempotent: an operation already folded changes nothing,
+    /// returns, queries see them. With `through`, the same commit records that the committed
+    /// chain is applied up to that block (the caller passes every operation of the blocks
+    /// since the last checkpoint, in this call or earlier ones); a failed call stops this
+    /// instance from recording checkpoints, so the next start replays everything. Idempotent: an operation already folded changes nothing,
     /// except raising its `committed` flag. An entry that is not a valid store entry is
     /// refused whole and reported (it cannot fail the batch). Operations are not checked
     /// against the schemas here: a trait of a type this node does not know is kept and
     /// returned, but its fields are not indexed.
-    pub fn apply_batch<B: AsRef<[u8]>>(
+    pub fn apply_through<B: AsRef<[u8]>>(
         &mut self,
         operations: impl IntoIterator<Item = (OperationId, B, bool)>,
+        through: Option<Checkpoint>,
+    ) -> Result<ApplyReport, IndexError> {
+        let result = self.fold_in(operations, through);
+        if result.is_err() {
+            self.checkpoint_lost = true;
+        }
+        result
+    }
+
+    fn fold_in<B: AsRef<[u8]>>(
+        &mut self,
+        operations: impl IntoIterator<Item = (OperationId, B, bool)>,
+        through: Option<Checkpoint>,
     ) -> Result<ApplyReport, IndexError> {
         let mut report = ApplyReport::default();
         let mut touched: BTreeMap<String, EntityHistory> = BTreeMap::new();
@@ -498,6 +639,12 @@ impl StoreIndex {
                     touched.insert(entity.to_string(), history);
                 }
                 let history = touched.get_mut(entity).expect("inserted above");
+                if history.compacted_past(operation) {
+                    // Older than what garbage collection kept: from a node that stayed away
+                    // longer than the retention period (spec/store.md section 10).
+                    tracing::warn!(%operation, entity, "an operation older than the compacted history is not folded");
+                    continue;
+                }
                 if history.insert(operation, committed, mutations) {
                     changed.insert(entity.to_string());
                 }
@@ -512,16 +659,70 @@ impl StoreIndex {
             self.writer.add_document(document)?;
         }
         report.entities_changed = changed.len();
-        if !changed.is_empty() {
+        let moved = through.is_some() && through != self.checkpoint && !self.checkpoint_lost;
+        if moved {
+            self.checkpoint = through;
+        }
+        if !changed.is_empty() || moved {
             self.commit()?;
         }
         Ok(report)
     }
 
+    /// Commits (one fsync), with the checkpoint as the commit's payload, and reloads the
+    /// reader.
     fn commit(&mut self) -> Result<(), IndexError> {
-        self.writer.commit()?;
+        let mut prepared = self.writer.prepare_commit()?;
+        if let Some(checkpoint) = self.checkpoint.filter(|_| !self.checkpoint_lost) {
+            prepared.set_payload(&checkpoint.to_payload());
+        }
+        prepared.commit()?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Garbage collection (`spec/store.md` section 10): compacts the history of every entity
+    /// that has operations or deletions older than `horizon_us` (an operation time: now less
+    /// the retention period), committing every [`GC_CHUNK_ENTITIES`]. Entities are found by
+    /// the `_gc` field, so a pass with nothing to do reads nothing.
+    pub fn collect_garbage(&mut self, horizon_us: u64) -> Result<GcReport, IndexError> {
+        let mut report = GcReport::default();
+        let searcher = self.reader.searcher();
+        let field = self.field(F_GC)?;
+        let due = tantivy::query::RangeQuery::new(
+            std::ops::Bound::Included(Term::from_field_u64(field, 0)),
+            std::ops::Bound::Excluded(Term::from_field_u64(field, horizon_us)),
+        );
+        let mut addresses: Vec<_> = searcher
+            .search(&due, &DocSetCollector)?
+            .into_iter()
+            .collect();
+        addresses.sort();
+        let id_field = self.field(F_ID)?;
+        for chunk in addresses.chunks(GC_CHUNK_ENTITIES) {
+            let mut rewritten = 0;
+            for address in chunk {
+                let document: TantivyDocument = searcher.doc(*address)?;
+                let mut history = self.history_of(&document)?;
+                let deleted = history.fold().status == EntityStatus::Deleted;
+                if !history.compact(horizon_us) {
+                    continue;
+                }
+                if deleted && history.fold().status == EntityStatus::Absent {
+                    report.collected += 1;
+                }
+                let replacement = self.document(&history)?;
+                self.writer
+                    .delete_term(Term::from_field_text(id_field, &history.id));
+                self.writer.add_document(replacement)?;
+                rewritten += 1;
+            }
+            report.compacted += rewritten;
+            if rewritten > 0 {
+                self.commit()?;
+            }
+        }
+        Ok(report)
     }
 
     /// The stored history of an entity.
@@ -590,6 +791,8 @@ impl StoreIndex {
         doc.add_u64(self.field(F_ID_HASH)?, id_hash(&entity.id));
         doc.add_u64(self.field(F_CREATED)?, entity.created_us.unwrap_or(0));
         doc.add_u64(self.field(F_UPDATED)?, entity.updated_us);
+        let collectable = history.collectable_from_us().unwrap_or(u64::MAX);
+        doc.add_u64(self.field(F_GC)?, collectable);
         let ops = self.field(F_OPS)?;
         for entry in &history.entries {
             doc.add_text(ops, entry.operation.to_string());

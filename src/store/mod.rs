@@ -28,7 +28,8 @@
 //!
 //! Code map: [`value`] (ids, values, traits, timestamps), [`schema`], [`mutation`] (entries
 //! and request validation), [`entity`] (history and fold), [`index`] (tantivy, manifest,
-//! rebuild), [`query`] (message, text form, execution).
+//! rebuild), [`query`] (message, text form, execution), [`response`] (the Store service's
+//! answers built from these).
 //!
 //! Architecture invariant: nothing here does network I/O, reads the clock or knows the
 //! chain's storage; operation ids and plaintexts are inputs. The index does blocking disk
@@ -38,11 +39,12 @@ pub mod entity;
 pub mod index;
 pub mod mutation;
 pub mod query;
+pub mod response;
 pub mod schema;
 pub mod value;
 
-pub use entity::{Entity, EntityHistory, EntityStatus, HistoryEntry, TraitState};
-pub use index::{ApplyReport, IndexError, Opened, RebuildReason, StoreIndex};
+pub use entity::{Compacted, Entity, EntityHistory, EntityStatus, HistoryEntry, TraitState};
+pub use index::{ApplyReport, Checkpoint, GcReport, IndexError, Opened, RebuildReason, StoreIndex};
 pub use mutation::{Entry, EntryError, Expected, Mutation, MutationError};
 pub use query::{Query, QueryError, QueryResults};
 pub use schema::{FieldKind, FieldSchema, SchemaError, Schemas, TraitSchema, ValidationError};
