@@ -201,7 +201,7 @@ fn a_joiner_that_disconnects_after_asking_is_not_admitted() {
         smol::block_on(async {
             let mut server = Rendezvous::connect(&address).await.unwrap();
             let (slot, _) = server.open().await.unwrap();
-            let pin = Pin::generate(slot);
+            let pin = Pin::generate(slot).unwrap();
             pin_tx.send(pin.to_string()).unwrap();
             server.wait_peer().await.unwrap();
             let key = Keypair::generate();

@@ -173,7 +173,8 @@ async fn join_by_pin(
 ) -> Result<(), CliError> {
     let mut server = Rendezvous::connect(address).await.map_err(failed)?;
     let (slot, ttl_secs) = server.open().await.map_err(failed)?;
-    let pin = Pin::generate(slot);
+    let pin =
+        Pin::generate(slot).map_err(|e| failed(format!("no random numbers for the PIN: {e}")))?;
     println!("PIN: {pin}");
     println!("on a member node of the cell, run:  exo cell node add --pin {pin}");
     println!(

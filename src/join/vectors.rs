@@ -107,6 +107,8 @@ fn fixed_inputs_match_the_fixtures() {
     let cell = CellConfig {
         id: cell_key.public(),
         name: "home".into(),
+        version: 0,
+        initial: None,
         nodes: vec![
             CellNode {
                 id: member_key.public(),
