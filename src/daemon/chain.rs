@@ -18,6 +18,9 @@ use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
 use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
+
+/// An app change as the app service takes it: operation id, plaintext.
+pub type AppPlain = (OperationId, Vec<u8>);
 use crate::chain::{
     chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
     BLOCK_SIZE_BYTES_MAX,
@@ -49,8 +52,16 @@ pub enum ChainInput {
     Append {
         /// The entry's plaintext.
         payload: Vec<u8>,
+        /// Sealed as an app change (payload kind 2) rather than an entry.
+        app: bool,
         /// Where the operation id, or why not, goes.
         reply: async_channel::Sender<Result<OperationId, String>>,
+    },
+    /// Send the app changes (payload kind 2) of the chain and pending store, then each new
+    /// one, to the app service (`super::apps`).
+    WatchApps {
+        /// Where they go.
+        sender: async_channel::Sender<Vec<AppPlain>>,
     },
     /// A report of the chain's state, for `exo status`.
     Status {
@@ -94,6 +105,7 @@ impl ChainService {
             store,
             network,
             feed,
+            apps: None,
         };
         let has_chain = context
             .store
@@ -156,13 +168,39 @@ impl ChainService {
     pub async fn append(&self, payload: Vec<u8>) -> Result<OperationId, String> {
         let (reply, answer) = async_channel::bounded(1);
         self.inbox
-            .send(ChainInput::Append { payload, reply })
+            .send(ChainInput::Append {
+                payload,
+                app: false,
+                reply,
+            })
             .await
             .map_err(|_| "the chain service is stopping".to_string())?;
         answer
             .recv()
             .await
             .map_err(|_| "the chain service stopped".to_string())?
+    }
+
+    /// Writes an app change (plaintext of payload kind 2); its operation id once durable.
+    pub async fn append_app(&self, change: Vec<u8>) -> Result<OperationId, String> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox
+            .send(ChainInput::Append {
+                payload: change,
+                app: true,
+                reply,
+            })
+            .await
+            .map_err(|_| "the chain service is stopping".to_string())?;
+        answer
+            .recv()
+            .await
+            .map_err(|_| "the chain service stopped".to_string())?
+    }
+
+    /// Asks for every app change, then each new one, on `sender`.
+    pub fn watch_apps(&self, sender: async_channel::Sender<Vec<AppPlain>>) {
+        let _ = self.inbox.try_send(ChainInput::WatchApps { sender });
     }
 
     /// The chain's state, or `None` if the chain thread is not running.
@@ -192,6 +230,8 @@ struct Context {
     network: Network,
     /// The cell's entity index, on store nodes.
     feed: Option<StoreFeed>,
+    /// The app service, on app host nodes.
+    apps: Option<async_channel::Sender<Vec<AppPlain>>>,
 }
 
 fn now_ms() -> u64 {
@@ -239,6 +279,7 @@ impl Context {
                     Some(Some(ChainInput::Message { from, message })) => {
                         engine = self.take_genesis(from, *message);
                     }
+                    Some(Some(ChainInput::WatchApps { sender })) => self.apps = Some(sender),
                     Some(Some(ChainInput::Append { reply, .. })) => {
                         let _ = reply.try_send(Err(
                             "this node has no chain yet: it is fetching it from the other chain nodes".into(),
@@ -259,8 +300,16 @@ impl Context {
                     let message = *message;
                     self.step(running, Input::Message { from, message });
                 }
-                Some(Some(ChainInput::Append { payload, reply })) => {
-                    let result = self.append(running, payload);
+                Some(Some(ChainInput::WatchApps { sender })) => {
+                    self.apps = Some(sender);
+                    self.replay_apps();
+                }
+                Some(Some(ChainInput::Append {
+                    payload,
+                    app,
+                    reply,
+                })) => {
+                    let result = self.append(running, payload, app);
                     let _ = reply.try_send(result);
                 }
                 Some(Some(ChainInput::Status { reply })) => {
@@ -366,7 +415,12 @@ impl Context {
         }
     }
 
-    fn append(&mut self, engine: &mut Engine, payload: Vec<u8>) -> Result<OperationId, String> {
+    fn append(
+        &mut self,
+        engine: &mut Engine,
+        payload: Vec<u8>,
+        app: bool,
+    ) -> Result<OperationId, String> {
         super::failpoint::trigger("chain-append");
         let key = self
             .entry_key
@@ -377,8 +431,12 @@ impl Context {
             .next_operation_ids(&self.me.public(), now_us(), 1)
             .map_err(|e| e.to_string())?;
         let id = *ids.first().ok_or("no operation id issued")?;
-        let operation = Operation::new_entry(&self.cell, key, id, &self.me, &payload)
-            .map_err(|e| e.to_string())?;
+        let operation = if app {
+            Operation::new_app(&self.cell, key, id, &self.me, &payload)
+        } else {
+            Operation::new_entry(&self.cell, key, id, &self.me, &payload)
+        }
+        .map_err(|e| e.to_string())?;
         let output = self
             .step(
                 engine,
@@ -457,9 +515,63 @@ impl Context {
         }
     }
 
-    /// Hands what a step added or committed to the entity index (after it is durable).
+    /// The app change of a stored operation, if it carries one this node can open.
+    fn app_plain(&self, operation: &Operation) -> Option<AppPlain> {
+        match operation.open_app(self.entry_key.as_ref()?)? {
+            Ok(plaintext) => Some((operation.id, plaintext)),
+            Err(err) => {
+                warn!(
+                    "cell `{}`: app change {} does not open: {err}",
+                    self.cell_name, operation.id
+                );
+                None
+            }
+        }
+    }
+
+    /// Sends every app change of the chain and the pending store to the app service.
+    fn replay_apps(&self) {
+        let Some(apps) = &self.apps else { return };
+        let mut changes = Vec::new();
+        let result: Result<(), crate::chain::StoreError> = (|| {
+            let mut next = 0;
+            loop {
+                let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
+                let Some(last) = blocks.last() else { break };
+                next = last.height() + 1;
+                for block in &blocks {
+                    changes.extend(block.operations.iter().filter_map(|op| self.app_plain(op)));
+                }
+            }
+            use std::ops::Bound::{Excluded, Included, Unbounded};
+            let mut from = Unbounded;
+            loop {
+                let page = self
+                    .store
+                    .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
+                changes.extend(page.iter().filter_map(|op| self.app_plain(op)));
+                match page.last() {
+                    Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
+                    _ => return Ok(()),
+                }
+            }
+        })();
+        if let Err(err) = result {
+            error!(
+                "cell `{}`: cannot read the chain for the apps: {err}",
+                self.cell_name
+            );
+        }
+        let _ = apps.send_blocking(changes);
+    }
+
+    /// Hands what a step added or committed to the entity index and the app service (after
+    /// it is durable).
     fn forward(&self, output: &Output) {
-        let Some(feed) = &self.feed else { return };
+        if self.feed.is_none() && self.apps.is_none() {
+            return;
+        }
+        let mut apps = Vec::new();
         let mut batch = Vec::new();
         let mut through = None;
         for event in &output.events {
@@ -487,7 +599,10 @@ impl Context {
                 match self.store.operation(id) {
                     Ok(Some((op, location))) => {
                         let committed = matches!(location, Location::Committed { .. });
-                        batch.extend(self.plain(&op, committed));
+                        if self.feed.is_some() {
+                            batch.extend(self.plain(&op, committed));
+                        }
+                        apps.extend(self.app_plain(&op));
                     }
                     Ok(None) => {}
                     Err(err) => error!(
@@ -497,6 +612,10 @@ impl Context {
                 }
             }
         }
+        if let Some(sender) = self.apps.as_ref().filter(|_| !apps.is_empty()) {
+            let _ = sender.send_blocking(apps);
+        }
+        let Some(feed) = &self.feed else { return };
         if batch.is_empty() && through.is_none() {
             return;
         }

@@ -1,5 +1,5 @@
 //! The node's services as the network sees them: requests and one-way messages routed by
-//! (cell, service) to the chain and store services of the node's cells.
+//! (cell, service) to the chain, store and apps services of the node's cells.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -13,6 +13,7 @@ use tracing::warn;
 
 use std::time::Instant;
 
+use super::apps::AppsService;
 use super::chain::ChainService;
 use super::status;
 use super::store::StoreService;
@@ -25,6 +26,7 @@ use crate::net::{AnswerFuture, EventSink, Incoming, Network, Services};
 pub struct NodeServices {
     chains: RwLock<HashMap<PublicKey, Arc<ChainService>>>,
     stores: RwLock<HashMap<PublicKey, Arc<StoreService>>>,
+    apps: RwLock<HashMap<PublicKey, Arc<AppsService>>>,
     network: OnceLock<Network>,
     /// This node's roles, by cell.
     roles: HashMap<PublicKey, Vec<Role>>,
@@ -37,6 +39,7 @@ impl NodeServices {
         NodeServices {
             chains: RwLock::default(),
             stores: RwLock::default(),
+            apps: RwLock::default(),
             network: OnceLock::new(),
             roles,
             started: Instant::now(),
@@ -67,6 +70,15 @@ impl NodeServices {
         };
     }
 
+    /// Routes `cell`'s Apps requests to `apps`; `None` removes.
+    pub fn install_apps(&self, cell: PublicKey, apps: Option<Arc<AppsService>>) {
+        let mut all = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        match apps {
+            Some(apps) => all.insert(cell, apps),
+            None => all.remove(&cell),
+        };
+    }
+
     fn store(&self, cell: &PublicKey) -> Option<Arc<StoreService>> {
         let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
         stores.get(cell).cloned()
@@ -89,6 +101,10 @@ impl Services for NodeServices {
     fn handle(&self, request: Incoming) -> AnswerFuture {
         let chain = self.chain(&request.cell);
         let store = self.store(&request.cell);
+        let apps = {
+            let all = self.apps.read().unwrap_or_else(|p| p.into_inner());
+            all.get(&request.cell).cloned()
+        };
         let roles = self.roles.get(&request.cell).cloned().unwrap_or_default();
         let network = self.network.get().cloned();
         let started = self.started;
@@ -102,6 +118,16 @@ impl Services for NodeServices {
                     );
                 };
                 return store.handle(&request.payload).await;
+            }
+            if request.service == Service::Apps {
+                let Some(apps) = apps else {
+                    return refuse(
+                        ErrorCode::UNKNOWN_SERVICE,
+                        "this node does not serve the apps of this cell (it needs the chain \
+                         role and the cell's secret)",
+                    );
+                };
+                return apps.handle(&request.payload).await;
             }
             match (
                 request.service,

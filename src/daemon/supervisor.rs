@@ -14,6 +14,7 @@ use async_io::Timer;
 use futures_lite::future;
 use tracing::{error, info};
 
+use super::apps::AppsService;
 use super::chain::ChainService;
 use super::services::NodeServices;
 use super::store::StoreService;
@@ -31,6 +32,7 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 struct CellRun {
     chain: Option<Arc<ChainService>>,
     store: Option<Arc<StoreService>>,
+    apps: Option<Arc<AppsService>>,
 }
 
 impl CellRun {
@@ -47,6 +49,7 @@ impl CellRun {
             return CellRun {
                 chain: None,
                 store: None,
+                apps: None,
             };
         }
         let (thread, feed) = match store {
@@ -57,9 +60,15 @@ impl CellRun {
             Ok(chain) => {
                 let chain = Arc::new(chain);
                 let store = thread.map(|t| Arc::new(StoreService::new(t, chain.clone())));
+                let host_store = store.clone().filter(|_| roles.contains(&Role::AppHost));
+                let apps = AppsService::start(&cell.config.name, chain.clone(), host_store)
+                    .map_err(|message| error!("{message}"))
+                    .ok()
+                    .map(Arc::new);
                 CellRun {
                     chain: Some(chain),
                     store,
+                    apps,
                 }
             }
             Err(message) => {
@@ -67,6 +76,7 @@ impl CellRun {
                 CellRun {
                     chain: None,
                     store: None,
+                    apps: None,
                 }
             }
         }
@@ -83,8 +93,11 @@ impl CellRun {
         None
     }
 
-    /// Stops the chain (so nothing more is fed), then the index.
+    /// Stops the apps, the chain (so nothing more is fed), then the index.
     fn stop(&self) {
+        if let Some(apps) = &self.apps {
+            apps.stop();
+        }
         if let Some(chain) = &self.chain {
             chain.stop();
         }
@@ -107,6 +120,7 @@ pub async fn supervise(
     loop {
         let run = CellRun::start(&node, &cell, &network);
         services.install(cell.config.id, run.chain.clone(), run.store.clone());
+        services.install_apps(cell.config.id, run.apps.clone());
         let started = Instant::now();
         let failed = loop {
             if let Some(which) = run.failed() {
@@ -122,6 +136,7 @@ pub async fn supervise(
             }
         };
         services.install(cell.config.id, None, None);
+        services.install_apps(cell.config.id, None);
         let run_stopping = smol::unblock(move || run.stop());
         run_stopping.await;
         let Some(which) = failed else { return };
