@@ -22,7 +22,7 @@ use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
 /// An app change as the app service takes it: operation id, plaintext.
 pub type AppPlain = (OperationId, Vec<u8>);
 use crate::chain::{
-    chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
+    chain_dir, Block, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
     BLOCK_SIZE_BYTES_MAX,
 };
 use crate::clock::now_us;
@@ -533,29 +533,17 @@ impl Context {
     fn replay_apps(&self) {
         let Some(apps) = &self.apps else { return };
         let mut changes = Vec::new();
-        let result: Result<(), crate::chain::StoreError> = (|| {
-            let mut next = 0;
-            loop {
-                let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
-                let Some(last) = blocks.last() else { break };
-                next = last.height() + 1;
-                for block in &blocks {
-                    changes.extend(block.operations.iter().filter_map(|op| self.app_plain(op)));
-                }
-            }
-            use std::ops::Bound::{Excluded, Included, Unbounded};
-            let mut from = Unbounded;
-            loop {
-                let page = self
-                    .store
-                    .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
-                changes.extend(page.iter().filter_map(|op| self.app_plain(op)));
-                match page.last() {
-                    Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
-                    _ => return Ok(()),
-                }
-            }
-        })();
+        let result = self
+            .each_block(0, |block| {
+                changes.extend(block.operations.iter().filter_map(|op| self.app_plain(op)));
+                true
+            })
+            .and_then(|()| {
+                self.each_pending(|page| {
+                    changes.extend(page.iter().filter_map(|op| self.app_plain(op)));
+                    true
+                })
+            });
         if let Err(err) = result {
             error!(
                 "cell `{}`: cannot read the chain for the apps: {err}",
@@ -696,47 +684,32 @@ impl Context {
                 .is_ok()
         };
         let mut chunk = Vec::new();
-        let result: Result<(), crate::chain::StoreError> = (|| {
-            let mut next = from;
-            loop {
-                let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
-                let Some(last) = blocks.last() else { break };
-                next = last.height() + 1;
-                for block in &blocks {
-                    for op in &block.operations {
-                        chunk.extend(self.plain(op, true));
+        let mut stopped = false;
+        let result = self
+            .each_block(from, |block| {
+                for op in &block.operations {
+                    chunk.extend(self.plain(op, true));
+                }
+                through = Some(Checkpoint {
+                    height: block.height(),
+                    hash: block.hash(),
+                });
+                stopped = chunk.len() >= FEED_CHUNK_OPERATIONS
+                    && !send(std::mem::take(&mut chunk), through, false);
+                !stopped
+            })
+            .and_then(|()| {
+                if stopped {
+                    return Ok(());
+                }
+                self.each_pending(|page| {
+                    for op in page {
+                        chunk.extend(self.plain(op, false));
                     }
-                    through = Some(Checkpoint {
-                        height: block.height(),
-                        hash: block.hash(),
-                    });
-                }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS
-                    && !send(std::mem::take(&mut chunk), through, false)
-                {
-                    return Ok(());
-                }
-            }
-            use std::ops::Bound::{Excluded, Included, Unbounded};
-            let mut from = Unbounded;
-            loop {
-                let page = self
-                    .store
-                    .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
-                for op in &page {
-                    chunk.extend(self.plain(op, false));
-                }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS
-                    && !send(std::mem::take(&mut chunk), through, false)
-                {
-                    return Ok(());
-                }
-                match page.last() {
-                    Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
-                    _ => return Ok(()),
-                }
-            }
-        })();
+                    chunk.len() < FEED_CHUNK_OPERATIONS
+                        || send(std::mem::take(&mut chunk), through, false)
+                })
+            });
         if let Err(err) = result {
             error!(
                 "cell `{}`: cannot read the chain for the entity index: {err}",
@@ -745,6 +718,49 @@ impl Context {
         }
         // Always end the replay, so a rebuild completes with what could be read.
         send(chunk, through, true);
+    }
+
+    /// The blocks from height `from` on, in order, until `each` returns false.
+    fn each_block(
+        &self,
+        from: u64,
+        mut each: impl FnMut(&Block) -> bool,
+    ) -> Result<(), crate::chain::StoreError> {
+        let mut next = from;
+        loop {
+            let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
+            let Some(last) = blocks.last() else {
+                return Ok(());
+            };
+            next = last.height() + 1;
+            for block in &blocks {
+                if !each(block) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The pending store in operation-id order, a page at a time, until `each` returns
+    /// false.
+    fn each_pending(
+        &self,
+        mut each: impl FnMut(&[Operation]) -> bool,
+    ) -> Result<(), crate::chain::StoreError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let mut from = Unbounded;
+        loop {
+            let page = self
+                .store
+                .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
+            if !each(&page) {
+                return Ok(());
+            }
+            match page.last() {
+                Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
+                _ => return Ok(()),
+            }
+        }
     }
 
     fn log(&self, event: &Event) {
