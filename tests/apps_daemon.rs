@@ -74,6 +74,10 @@ fn installed_apps_run_in_the_daemon_and_survive_a_restart() {
     assert_eq!(listed[0]["name"], "tasks");
     assert_eq!(listed[0]["state"], "running");
     assert_eq!(listed[0]["faults"], 0);
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&s.dir, &["status", "--json"])).unwrap();
+    assert_eq!(status[0]["apps"][0]["name"], "tasks", "{status}");
+    assert_eq!(status[0]["apps"][0]["state"], "running", "{status}");
 
     // A hostile app is contained: stopped with its reason, restarted, and the rest goes on.
     let looping = package(work.path(), "looping", "hostile/loop.wat");
@@ -135,6 +139,45 @@ fn bad_packages_are_refused_before_the_chain() {
     );
     assert!(err.contains("signature does not verify"), "{err}");
     assert!(apps(&s.dir).is_empty());
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+}
+
+#[test]
+fn only_the_node_itself_installs_apps() {
+    use exocore_protocol::app::{AppsRequest, AppsResponse};
+    use exocore_protocol::client::Client;
+    use exocore_protocol::envelope::Service;
+    use exocore_protocol::wire;
+
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    let package = std::fs::read(package(work.path(), "tasks", "tasks/tasks.wat")).unwrap();
+    smol::block_on(async {
+        let mut client = Client::connect(s.address.as_str(), &s.member, s.cell, &[s.node])
+            .await
+            .unwrap();
+        let install = wire::encode(&AppsRequest::Install { package }).unwrap();
+        match client.request(Service::Apps, install).await {
+            Err(exocore_protocol::Error::Remote(body)) => {
+                assert_eq!(
+                    body.code,
+                    exocore_protocol::message::ErrorCode::NOT_AUTHORIZED
+                );
+                assert!(body.message.contains("only the node itself"), "{body}");
+            }
+            other => panic!("a member installed an app: {other:?}"),
+        }
+        let list = client
+            .request(Service::Apps, wire::encode(&AppsRequest::List).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            wire::decode::<AppsResponse>(&list).unwrap(),
+            AppsResponse::List { apps: vec![] }
+        );
+        let _ = client.close("done").await;
+    });
     let (clean, log) = s.daemon.stop();
     assert!(clean, "{log}");
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use exocore_protocol::app::{AppInfo, AppsRequest, AppsResponse};
+use exocore_protocol::identity::PublicKey;
 use exocore_protocol::message::{ErrorBody, ErrorCode};
 use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
@@ -66,6 +67,8 @@ fn bad(message: String) -> ErrorBody {
 /// The apps of a cell on this node.
 pub struct AppsService {
     cell_name: String,
+    /// This node: only it may install and remove apps (its own CLI).
+    node: PublicKey,
     chain: Arc<ChainService>,
     installed: Arc<Mutex<InstalledApps>>,
     host: Option<Arc<AppHost>>,
@@ -78,6 +81,7 @@ impl AppsService {
     /// node is an app host with a store).
     pub fn start(
         cell_name: &str,
+        node: PublicKey,
         chain: Arc<ChainService>,
         store: Option<Arc<StoreService>>,
     ) -> Result<AppsService, String> {
@@ -101,6 +105,7 @@ impl AppsService {
         chain.watch_apps(changes.clone());
         Ok(AppsService {
             cell_name: cell_name.to_string(),
+            node,
             chain,
             installed,
             host,
@@ -109,10 +114,18 @@ impl AppsService {
         })
     }
 
-    /// Answers one Apps request (its payload).
-    pub async fn handle(&self, payload: &[u8]) -> Answer {
+    /// Answers one Apps request (its payload) from member `from`.
+    pub async fn handle(&self, from: PublicKey, payload: &[u8]) -> Answer {
         let request = wire::decode::<AppsRequest>(payload)
             .map_err(|e| bad(format!("not an Apps request: {e}")))?;
+        if from != self.node && !matches!(request, AppsRequest::List) {
+            return Err(ErrorBody {
+                code: ErrorCode::NOT_AUTHORIZED,
+                message: "only the node itself may install or remove apps (`exo cell app` on \
+                          that node)"
+                    .into(),
+            });
+        }
         let response = match request {
             AppsRequest::Install { package } => {
                 let read = Package::from_bytes(&package).map_err(|e| bad(e.to_string()))?;
@@ -180,6 +193,20 @@ impl AppsService {
                     faults: status.as_ref().map_or(0, |s| s.faults),
                     last_fault: status.and_then(|s| s.last_fault),
                 }
+            })
+            .collect()
+    }
+
+    /// The apps as `exo status` shows them: name, and state (with the fault when stopped).
+    pub fn statuses(&self) -> Vec<exocore_protocol::admin::AppStatus> {
+        self.list()
+            .into_iter()
+            .map(|app| exocore_protocol::admin::AppStatus {
+                state: match app.last_fault {
+                    Some(fault) if app.state == "stopped" => format!("stopped: {fault}"),
+                    _ => app.state,
+                },
+                name: app.name,
             })
             .collect()
     }

@@ -127,7 +127,7 @@ impl Services for NodeServices {
                          role and the cell's secret)",
                     );
                 };
-                return apps.handle(&request.payload).await;
+                return apps.handle(request.from, &request.payload).await;
             }
             match (
                 request.service,
@@ -162,6 +162,7 @@ impl Services for NodeServices {
                         network: network.as_ref(),
                         chain: chain.as_deref(),
                         store: store.as_deref(),
+                        apps: apps.as_deref(),
                     })
                     .await;
                     wire::encode(&AdminResponse::Status(status)).map_err(|e| ErrorBody {

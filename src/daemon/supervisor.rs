@@ -61,10 +61,15 @@ impl CellRun {
                 let chain = Arc::new(chain);
                 let store = thread.map(|t| Arc::new(StoreService::new(t, chain.clone())));
                 let host_store = store.clone().filter(|_| roles.contains(&Role::AppHost));
-                let apps = AppsService::start(&cell.config.name, chain.clone(), host_store)
-                    .map_err(|message| error!("{message}"))
-                    .ok()
-                    .map(Arc::new);
+                let apps = AppsService::start(
+                    &cell.config.name,
+                    node.config.id,
+                    chain.clone(),
+                    host_store,
+                )
+                .map_err(|message| error!("{message}"))
+                .ok()
+                .map(Arc::new);
                 CellRun {
                     chain: Some(chain),
                     store,
