@@ -43,13 +43,7 @@ fn a_node_without_the_chain_role_has_no_chain() {
     let dir = tmp.path().join("n");
     ok(&dir, &["node", "init", "--listen", "127.0.0.1:4100"]);
     ok(&dir, &["cell", "init", "--no-chain"]);
-    let cell_dir = fs::read_dir(dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert!(!cell_dir.join("chain").exists());
+    assert!(!support::cell_dir(&dir).join("chain").exists());
     let err = fails(&dir, &["cell", "chain", "info"], 1);
     assert!(err.contains("no chain role"), "{err}");
 }

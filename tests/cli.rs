@@ -274,6 +274,27 @@ fn config_set_get_unset_change_every_setting() {
     ok(tmp.path(), &["config", "unset", "addresses"]);
     assert!(!ok(tmp.path(), &["config", "print"]).contains("addresses ="));
 
+    // Settings at their defaults are shown too; the store's retention is in days, with
+    // fractions.
+    assert_eq!(
+        ok(tmp.path(), &["config", "get", "chain.map_size_mb"]),
+        "64\n"
+    );
+    assert_eq!(
+        ok(tmp.path(), &["config", "get", "store.retention_days"]),
+        "30.0\n"
+    );
+    ok(tmp.path(), &["config", "set", "store.retention_days", "7"]);
+    assert_eq!(
+        ok(tmp.path(), &["config", "get", "store.retention_days"]),
+        "7.0\n"
+    );
+    ok(
+        tmp.path(),
+        &["config", "set", "store.retention_days", "0.5"],
+    );
+    assert!(ok(tmp.path(), &["config", "print"]).contains("retention_days = 0.5"));
+
     // Refusals leave the file as it was.
     let before = fs::read_to_string(tmp.path().join("node.toml")).unwrap();
     assert!(fails(tmp.path(), &["config", "set", "listen", "nowhere"], 1).contains("`listen`"));
@@ -283,6 +304,18 @@ fn config_set_get_unset_change_every_setting() {
         fails(tmp.path(), &["config", "set", "name", "bad name"], 1).contains("name `bad name`")
     );
     assert!(fails(tmp.path(), &["config", "get", "nothing"], 2).contains("no setting"));
+    assert!(fails(
+        tmp.path(),
+        &["config", "set", "--", "store.retention_days", "-1"],
+        1
+    )
+    .contains("store.retention_days must be a number of days"));
+    assert!(fails(
+        tmp.path(),
+        &["config", "set", "store.retention_days", "nan"],
+        1
+    )
+    .contains("store.retention_days"));
     assert_eq!(
         fs::read_to_string(tmp.path().join("node.toml")).unwrap(),
         before

@@ -11,72 +11,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{exo, fails, free_port, ok, Spawned};
+use support::{
+    add_by_pin, exo, fails, new_node as node, ok, rendezvous as disco, shown_pin, start_join,
+    Daemon, Rendezvous as Disco, Spawned,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A running rendezvous server.
-struct Disco {
-    _process: Spawned,
-    address: String,
-}
-
-fn disco(root: &Path, extra: &[&str]) -> Disco {
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut args = vec!["discovery", "daemon", "--listen", &address];
-    args.extend_from_slice(extra);
-    let process = Spawned::start(
-        None,
-        &args,
-        root,
-        &format!("disco-{}", address.replace(':', "-")),
-    );
-    process.wait_output("listening on", WAIT);
-    Disco {
-        _process: process,
-        address,
-    }
-}
-
-/// A new node directory named `name` under `root`.
-fn node(root: &Path, name: &str) -> PathBuf {
-    let dir = root.join(name);
-    let address = format!("127.0.0.1:{}", free_port());
-    ok(
-        &dir,
-        &[
-            "node",
-            "init",
-            "--name",
-            name,
-            "--listen",
-            &address,
-            "--address",
-            &address,
-        ],
-    );
-    dir
-}
-
-/// A node with a cell `cell` of which it is the only member (all roles).
-fn member(root: &Path, name: &str, cell: &str) -> PathBuf {
+/// A node with a cell `cell` of which it is the only member (all roles), its daemon running
+/// (admitting a node is a membership change committed through it).
+fn member(root: &Path, name: &str, cell: &str) -> (PathBuf, Daemon) {
     let dir = node(root, name);
     ok(&dir, &["cell", "init", "--name", cell]);
-    dir
-}
-
-/// Starts `exo cell join ROLES --discovery ADDR` on `dir`; returns it and the PIN it shows.
-fn start_join(dir: &Path, roles: &[&str], disco: &Disco, name: &str) -> (Spawned, String) {
-    let mut args = vec!["cell", "join", "--discovery", &disco.address];
-    args.extend_from_slice(roles);
-    let join = Spawned::start(Some(dir), &args, dir.parent().unwrap(), name);
-    join.wait_output("PIN: ", WAIT);
-    let pin = join
-        .stdout()
-        .lines()
-        .find_map(|l| l.strip_prefix("PIN: ").map(str::to_string))
-        .unwrap();
-    (join, pin)
+    let daemon = Daemon::start(&dir);
+    (dir, daemon)
 }
 
 fn cell_dir(dir: &Path) -> Option<PathBuf> {
@@ -96,57 +44,77 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn add(dir: &Path, pin: &str, disco: &Disco) -> support::Run {
-    exo(
-        dir,
-        &[
-            "cell",
-            "node",
-            "add",
-            "--pin",
-            pin,
-            "--yes",
-            "--discovery",
-            &disco.address,
-        ],
-    )
+    add_by_pin(dir, pin, &disco.address, true)
 }
 
 fn node_list(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&ok(dir, &["cell", "node", "list", "--json"])).unwrap()
 }
 
+/// A rendezvous server (with extra options), a node `a` with a cell `home`, and a node `b`
+/// waiting in `exo cell join ROLES` with the PIN it shows.
+struct Pair {
+    _tmp: tempfile::TempDir,
+    disco: Disco,
+    a: PathBuf,
+    b: PathBuf,
+    join: Spawned,
+    pin: String,
+    /// `a`'s cell.toml before the join.
+    before: String,
+    /// `a`'s daemon.
+    _daemon: Daemon,
+}
+
+fn pair(disco_options: &[&str], roles: &[&str]) -> Pair {
+    let tmp = tempfile::tempdir().unwrap();
+    let disco = disco(tmp.path(), disco_options);
+    let (a, daemon) = member(tmp.path(), "a", "home");
+    let before = cell_toml(&a);
+    let b = node(tmp.path(), "b");
+    let (join, pin) = start_join(&b, roles, &disco.address, "join-b");
+    Pair {
+        _tmp: tmp,
+        disco,
+        a,
+        b,
+        join,
+        pin,
+        before,
+        _daemon: daemon,
+    }
+}
+
+/// Asserts the exit code, and that stdout or stderr says `needle`.
+fn says(run: &support::Run, code: i32, needle: &str) {
+    assert_eq!(
+        run.code, code,
+        "stdout {} stderr {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains(needle) || run.stderr.contains(needle),
+        "`{needle}` not in: stdout {} stderr {}",
+        run.stdout,
+        run.stderr
+    );
+}
+
 #[test]
 fn join_by_pin_installs_the_cell_with_its_secret_for_a_store_node() {
-    let tmp = tempfile::tempdir().unwrap();
-    let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
-    let b = node(tmp.path(), "b");
-    let (join, pin) = start_join(&b, &["--chain", "--store"], &disco, "join-b");
-    let admitted = add(&a, &pin, &disco);
-    assert_eq!(admitted.code, 0, "{}", admitted.stderr);
-    assert!(
-        admitted
-            .stdout
-            .contains("node `b` joined cell `home` (chain,store)"),
-        "{}",
-        admitted.stdout
+    let p = pair(&[], &["--chain", "--store"]);
+    says(
+        &add(&p.a, &p.pin, &p.disco),
+        0,
+        "node `b` joined cell `home` (chain,store)",
     );
-    let joined = join.wait(WAIT);
-    assert_eq!(joined.code, 0, "{}", joined.stderr);
-    assert!(
-        joined.stdout.contains("joined cell `home`"),
-        "{}",
-        joined.stdout
-    );
-    assert!(
-        joined.stdout.contains("start `exo daemon`"),
-        "{}",
-        joined.stdout
-    );
+    let joined = p.join.wait(WAIT);
+    says(&joined, 0, "joined cell `home`");
+    says(&joined, 0, "start `exo daemon`");
 
     // Both nodes list both members with b's roles, and b holds the cell's secret (0600).
-    assert_eq!(cell_toml(&a), cell_toml(&b));
-    let list = node_list(&b);
+    assert_eq!(cell_toml(&p.a), cell_toml(&p.b));
+    let list = node_list(&p.b);
     let b_entry = list
         .as_array()
         .unwrap()
@@ -155,117 +123,70 @@ fn join_by_pin_installs_the_cell_with_its_secret_for_a_store_node() {
         .unwrap();
     assert_eq!(b_entry["roles"], serde_json::json!(["chain", "store"]));
     assert_eq!(b_entry["this_node"], true);
-    let key = cell_dir(&b).unwrap().join("cell.key");
+    let key = cell_dir(&p.b).unwrap().join("cell.key");
     assert_eq!(mode(&key), 0o600);
     assert_eq!(
         fs::read(&key).unwrap(),
-        fs::read(cell_dir(&a).unwrap().join("cell.key")).unwrap()
+        fs::read(cell_dir(&p.a).unwrap().join("cell.key")).unwrap()
     );
-    ok(&b, &["config", "validate"]);
+    ok(&p.b, &["config", "validate"]);
 }
 
 #[test]
 fn a_chain_only_node_gets_no_secret() {
-    let tmp = tempfile::tempdir().unwrap();
-    let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
-    let b = node(tmp.path(), "b");
-    let (join, pin) = start_join(&b, &["--chain"], &disco, "join-b");
-    assert_eq!(add(&a, &pin, &disco).code, 0);
-    let joined = join.wait(WAIT);
-    assert_eq!(joined.code, 0, "{}", joined.stderr);
-    assert!(joined.stdout.contains("not sent"), "{}", joined.stdout);
-    let cell = cell_dir(&b).unwrap();
+    let p = pair(&[], &["--chain"]);
+    says(&add(&p.a, &p.pin, &p.disco), 0, "joined");
+    says(&p.join.wait(WAIT), 0, "not sent");
+    let cell = cell_dir(&p.b).unwrap();
     assert!(cell.join("cell.toml").exists());
     assert!(
         !cell.join("cell.key").exists(),
         "a chain-only node must not get the secret"
     );
-    let list = ok(&b, &["cell", "list", "--json"]);
+    let list = ok(&p.b, &["cell", "list", "--json"]);
     assert!(list.contains(r#""holds_secret":false"#), "{list}");
 }
 
 #[test]
 fn a_wrong_pin_fails_on_both_sides_and_burns_the_pin() {
-    let tmp = tempfile::tempdir().unwrap();
-    let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
-    let before = cell_toml(&a);
-    let b = node(tmp.path(), "b");
-    let (join, pin) = start_join(&b, &["--store"], &disco, "join-b");
+    let p = pair(&[], &["--store"]);
     // Same slot, other secret digits.
-    let (slot, secret) = pin.split_once('-').unwrap();
+    let (slot, secret) = p.pin.split_once('-').unwrap();
     let last = secret.chars().last().unwrap().to_digit(10).unwrap();
     let wrong = format!("{slot}-{}{}", &secret[..secret.len() - 1], (last + 1) % 10);
-    let attempt = add(&a, &wrong, &disco);
-    assert_eq!(attempt.code, 1);
-    assert!(
-        attempt.stderr.contains("PIN does not match"),
-        "{}",
-        attempt.stderr
-    );
-    assert!(attempt.stderr.contains("unchanged"), "{}", attempt.stderr);
-    let joined = join.wait(WAIT);
-    assert_eq!(joined.code, 1);
-    assert!(
-        joined.stderr.contains("does not match"),
-        "{}",
-        joined.stderr
-    );
-    assert!(cell_dir(&b).is_none(), "nothing installed");
-    assert_eq!(cell_toml(&a), before, "member's cell unchanged");
+    let attempt = add(&p.a, &wrong, &p.disco);
+    says(&attempt, 1, "PIN does not match");
+    says(&attempt, 1, "unchanged");
+    says(&p.join.wait(WAIT), 1, "does not match");
+    assert!(cell_dir(&p.b).is_none(), "nothing installed");
+    assert_eq!(cell_toml(&p.a), p.before, "member's cell unchanged");
 
     // The right PIN, now: the slot is burned.
-    let retry = add(&a, &pin, &disco);
-    assert_eq!(retry.code, 1);
-    assert!(
-        retry.stderr.contains("no join is waiting under number"),
-        "{}",
-        retry.stderr
+    says(
+        &add(&p.a, &p.pin, &p.disco),
+        1,
+        "no join is waiting under number",
     );
-    assert_eq!(cell_toml(&a), before);
+    assert_eq!(cell_toml(&p.a), p.before);
 }
 
 #[test]
 fn a_pin_works_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
-    let b = node(tmp.path(), "b");
-    let (join, pin) = start_join(&b, &["--chain"], &disco, "join-b");
-    assert_eq!(add(&a, &pin, &disco).code, 0);
-    assert_eq!(join.wait(WAIT).code, 0);
-    let after = cell_toml(&a);
-    let again = add(&a, &pin, &disco);
-    assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.contains("expired, was already used"),
-        "{}",
-        again.stderr
-    );
-    assert_eq!(cell_toml(&a), after);
+    let p = pair(&[], &["--chain"]);
+    says(&add(&p.a, &p.pin, &p.disco), 0, "joined");
+    says(&p.join.wait(WAIT), 0, "joined");
+    let after = cell_toml(&p.a);
+    says(&add(&p.a, &p.pin, &p.disco), 1, "expired, was already used");
+    assert_eq!(cell_toml(&p.a), after);
 }
 
 #[test]
 fn an_expired_pin_gets_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let disco = disco(tmp.path(), &["--ttl-secs", "1"]);
-    let a = member(tmp.path(), "a", "home");
-    let before = cell_toml(&a);
-    let b = node(tmp.path(), "b");
-    let (join, pin) = start_join(&b, &["--store"], &disco, "join-b");
-    let joined = join.wait(WAIT);
-    assert_eq!(joined.code, 1);
-    assert!(joined.stderr.contains("expired"), "{}", joined.stderr);
-    let late = add(&a, &pin, &disco);
-    assert_eq!(late.code, 1);
-    assert!(
-        late.stderr.contains("no join is waiting"),
-        "{}",
-        late.stderr
-    );
-    assert!(cell_dir(&b).is_none());
-    assert_eq!(cell_toml(&a), before);
+    let p = pair(&["--ttl-secs", "1"], &["--store"]);
+    says(&p.join.wait(WAIT), 1, "expired");
+    says(&add(&p.a, &p.pin, &p.disco), 1, "no join is waiting");
+    assert!(cell_dir(&p.b).is_none());
+    assert_eq!(cell_toml(&p.a), p.before);
 }
 
 #[test]
@@ -276,7 +197,7 @@ fn a_joiner_that_disconnects_after_asking_is_not_admitted() {
 
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let before = cell_toml(&a);
     // A joining node that sends its request, then vanishes.
     let address = disco.address.clone();
@@ -285,7 +206,7 @@ fn a_joiner_that_disconnects_after_asking_is_not_admitted() {
         smol::block_on(async {
             let mut server = Rendezvous::connect(&address).await.unwrap();
             let (slot, _) = server.open().await.unwrap();
-            let pin = Pin::generate(slot);
+            let pin = Pin::generate(slot).unwrap();
             pin_tx.send(pin.to_string()).unwrap();
             server.wait_peer().await.unwrap();
             let key = Keypair::generate();
@@ -328,30 +249,16 @@ fn a_joiner_that_disconnects_after_asking_is_not_admitted() {
 fn two_joins_at_once_on_one_server_both_succeed() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &[]);
-    let home = member(tmp.path(), "a", "home");
-    let work = member(tmp.path(), "d", "work");
+    let (home, _home_daemon) = member(tmp.path(), "a", "home");
+    let (work, _work_daemon) = member(tmp.path(), "d", "work");
     let b = node(tmp.path(), "b");
     let c = node(tmp.path(), "c");
-    let (join_b, pin_b) = start_join(&b, &["--store"], &disco, "join-b");
-    let (join_c, pin_c) = start_join(&c, &["--chain"], &disco, "join-c");
+    let (join_b, pin_b) = start_join(&b, &["--store"], &disco.address, "join-b");
+    let (join_c, pin_c) = start_join(&c, &["--chain"], &disco.address, "join-c");
     assert_ne!(pin_b, pin_c);
     let add_b = {
         let (home, pin, address) = (home.clone(), pin_b.clone(), disco.address.clone());
-        std::thread::spawn(move || {
-            exo(
-                &home,
-                &[
-                    "cell",
-                    "node",
-                    "add",
-                    "--pin",
-                    &pin,
-                    "--yes",
-                    "--discovery",
-                    &address,
-                ],
-            )
-        })
+        std::thread::spawn(move || add_by_pin(&home, &pin, &address, true))
     };
     let add_c = add(&work, &pin_c, &disco);
     let add_b = add_b.join().unwrap();
@@ -370,8 +277,8 @@ fn too_many_joins_from_one_address_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &["--max-slots-per-ip", "2"]);
     let nodes: Vec<_> = (0..3).map(|i| node(tmp.path(), &format!("n{i}"))).collect();
-    let _first = start_join(&nodes[0], &[], &disco, "join-0");
-    let _second = start_join(&nodes[1], &[], &disco, "join-1");
+    let _first = start_join(&nodes[0], &[], &disco.address, "join-0");
+    let _second = start_join(&nodes[1], &[], &disco.address, "join-1");
     let third = exo(&nodes[2], &["cell", "join", "--discovery", &disco.address]);
     assert_eq!(third.code, 1);
     assert!(
@@ -387,7 +294,7 @@ fn too_many_joins_from_one_address_are_refused() {
 fn too_many_pin_attempts_from_one_address_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &["--max-claims-per-minute", "2"]);
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     for _ in 0..2 {
         let run = add(&a, "901-123-456", &disco);
         assert!(run.stderr.contains("no join is waiting"), "{}", run.stderr);
@@ -453,7 +360,7 @@ fn without_a_server_address_the_error_says_how_to_set_one() {
         line.contains("exo config set discovery HOST:PORT"),
         "{line}"
     );
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let line = fails(
         &a,
         &["cell", "node", "add", "--pin", "1-234-567", "--yes"],
@@ -466,12 +373,7 @@ fn without_a_server_address_the_error_says_how_to_set_one() {
     ok(&b, &["config", "set", "discovery", &disco.address]);
     ok(&a, &["config", "set", "discovery", &disco.address]);
     let join = Spawned::start(Some(&b), &["cell", "join", "--chain"], tmp.path(), "join-b");
-    join.wait_output("PIN: ", WAIT);
-    let pin = join
-        .stdout()
-        .lines()
-        .find_map(|l| l.strip_prefix("PIN: ").map(str::to_string))
-        .unwrap();
+    let pin = shown_pin(&join);
     ok(&a, &["cell", "node", "add", "--pin", &pin, "--yes"]);
     assert_eq!(join.wait(WAIT).code, 0);
 }
@@ -480,7 +382,7 @@ fn without_a_server_address_the_error_says_how_to_set_one() {
 fn bad_pins_and_missing_confirmation_are_refused_before_the_pin_is_used() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let line = fails(
         &a,
         &[
@@ -497,21 +399,11 @@ fn bad_pins_and_missing_confirmation_are_refused_before_the_pin_is_used() {
     );
     assert!(line.contains("not like `42-817-305`"), "{line}");
     let b = node(tmp.path(), "b");
-    let (join, pin) = start_join(&b, &["--chain"], &disco, "join-b");
+    let (join, pin) = start_join(&b, &["--chain"], &disco.address, "join-b");
     // No terminal and no --yes: refused without claiming the PIN...
-    let line = fails(
-        &a,
-        &[
-            "cell",
-            "node",
-            "add",
-            "--pin",
-            &pin,
-            "--discovery",
-            &disco.address,
-        ],
-        2,
-    );
+    let run = add_by_pin(&a, &pin, &disco.address, false);
+    assert_eq!(run.code, 2);
+    let line = run.stderr;
     assert!(line.contains("--yes"), "{line}");
     // ... which still works.
     assert_eq!(add(&a, &pin, &disco).code, 0);
@@ -537,7 +429,7 @@ fn bad_pins_and_missing_confirmation_are_refused_before_the_pin_is_used() {
 #[test]
 fn join_by_files_without_a_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let b = node(tmp.path(), "b");
     let request = tmp.path().join("b.request");
     let answer = tmp.path().join("b.answer");
@@ -645,7 +537,7 @@ fn join_by_files_without_a_server() {
 #[test]
 fn bad_request_files_are_refused_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let before = cell_toml(&a);
     let b = node(tmp.path(), "b");
     let request = tmp.path().join("b.request");
@@ -705,4 +597,120 @@ fn bad_request_files_are_refused_and_change_nothing() {
     assert!(run(&huge).contains("bytes long"));
     assert!(!answer.exists());
     assert_eq!(cell_toml(&a), before);
+}
+
+/// Runs `exo -d DIR cell node add --pin PIN --discovery ADDRESS` on a terminal (`script`
+/// gives it a pseudo-terminal) and types `answer` at the prompt.
+fn add_on_terminal(dir: &Path, pin: &str, address: &str, answer: &str) -> support::Run {
+    let command = format!(
+        "{} -d {} cell node add --pin {pin} --discovery {address}",
+        env!("CARGO_BIN_EXE_exo"),
+        dir.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs the command on a terminal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    // On a terminal, stdout and stderr arrive together.
+    support::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn on_a_terminal_the_member_is_asked_and_no_means_no() {
+    let p = pair(&[], &["--store"]);
+    let declined = add_on_terminal(&p.a, &p.pin, &p.disco.address, "n");
+    says(&declined, 1, "node `b` asks to join cell `home`");
+    says(&declined, 1, "admit it?");
+    says(&declined, 1, "declined; cell `home` is unchanged");
+    says(&p.join.wait(WAIT), 1, "the member did not admit this node");
+    assert!(cell_dir(&p.b).is_none());
+    assert_eq!(cell_toml(&p.a), p.before);
+
+    let (join, pin) = start_join(&p.b, &["--store"], &p.disco.address, "join-b-again");
+    let admitted = add_on_terminal(&p.a, &pin, &p.disco.address, "y");
+    says(&admitted, 0, "node `b` joined cell `home`");
+    says(&join.wait(WAIT), 0, "joined cell `home`");
+}
+
+#[test]
+fn a_member_that_disconnects_leaves_the_joiner_with_nothing_installed() {
+    let p = pair(&[], &["--store"]);
+    let pin: exo::join::Pin = p.pin.parse().unwrap();
+    smol::block_on(async {
+        let mut server = exo::discovery::client::Rendezvous::connect(&p.disco.address)
+            .await
+            .unwrap();
+        server.claim(pin.slot).await.unwrap();
+        // Claimed, then gone without a word.
+    });
+    says(
+        &p.join.wait(WAIT),
+        1,
+        "the member disconnected before the join finished; nothing was installed",
+    );
+    assert!(cell_dir(&p.b).is_none());
+}
+
+#[test]
+fn a_joiner_that_cannot_install_declines_before_the_member_changes_anything() {
+    let p = pair(&[], &["--store"]);
+    // While b waits, it gets a cell of its own with the same name.
+    ok(&p.b, &["cell", "init", "--name", "home"]);
+    says(
+        &add(&p.a, &p.pin, &p.disco),
+        1,
+        "the joining node declined: this node already has a cell named `home`",
+    );
+    says(&p.join.wait(WAIT), 1, "already has a cell named `home`");
+    assert_eq!(cell_toml(&p.a), p.before, "the member's cell is unchanged");
+}
+
+#[test]
+fn hostile_bytes_do_not_disturb_the_server() {
+    // Clients: adding them keeps `a` the only chain node, so its changes commit alone.
+    let p = pair(&[], &[]);
+    let mut rng = fastrand::Rng::with_seed(11);
+    for _ in 0..40 {
+        let Ok(mut stream) = std::net::TcpStream::connect(&p.disco.address) else {
+            continue;
+        };
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut bytes: Vec<u8> = b"EXOJOIN1".to_vec();
+        if rng.bool() {
+            bytes.clear();
+        }
+        // Frames of random types and lengths, some claiming the waiting slot.
+        for _ in 0..rng.usize(1..5) {
+            let body: Vec<u8> = (0..rng.usize(0..40)).map(|_| rng.u8(..)).collect();
+            bytes.extend_from_slice(&(1 + body.len() as u32).to_be_bytes());
+            bytes.push(*rng.choice(&[0x01u8, 0x02, 0x03, 0x81, 0x7f]).unwrap());
+            bytes.extend_from_slice(&body);
+        }
+        let _ = stream.write_all(&bytes);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+    // The join waiting all along still works (a random 4-byte CLAIM body naming its slot,
+    // 1 to 99, has a chance below one in ten million).
+    says(&add(&p.a, &p.pin, &p.disco), 0, "joined");
+    says(&p.join.wait(WAIT), 0, "joined cell `home`");
+    // And the server still serves new joins.
+    let c = node(p._tmp.path(), "c");
+    let (join, pin) = start_join(&c, &[], &p.disco.address, "join-c");
+    says(&add(&p.a, &pin, &p.disco), 0, "joined");
+    says(&join.wait(WAIT), 0, "joined");
 }

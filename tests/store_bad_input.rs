@@ -8,16 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{cell_of, fails, ok, store_put, Daemon};
-
-fn cell_dir(dir: &Path) -> PathBuf {
-    fs::read_dir(dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
+use support::{cell_dir, cell_of, fails, ok, store_put, Daemon};
 
 /// Every regular file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {

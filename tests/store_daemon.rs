@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{cell_of, ok, store_put, Daemon};
+use support::{cell_dir, cell_of, exo, ok, store_put, Daemon};
 
 fn wait_query(dir: &Path, q: &str, expected: &[String], timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -92,13 +92,7 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
     assert!(clean, "{log}");
 
     // The whole store folder deleted while stopped: rebuilt from the chain, same results.
-    let cell_dir = std::fs::read_dir(dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::remove_dir_all(cell_dir.join("store")).unwrap();
+    std::fs::remove_dir_all(cell_dir(dir).join("store")).unwrap();
     let daemon = Daemon::start(dir);
     daemon.wait_log("entity index built", Duration::from_secs(20));
     assert_eq!(
@@ -116,16 +110,6 @@ fn restart_keeps_the_index_and_a_deleted_index_is_rebuilt() {
         log.contains("rebuilding the entity index from the chain: no complete index"),
         "{log}"
     );
-}
-
-/// The cell folder of a one-cell node.
-fn cell_dir(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
 }
 
 /// Waits until no entity of the store is pending: every put is committed in a block.
@@ -251,6 +235,74 @@ fn an_index_that_does_not_match_the_chain_is_rebuilt() {
     );
     assert_eq!(ok(mine, &["store", "query", "--json", "*"]), expected);
     assert_eq!(support::store_query_ids(mine, "type:note").len(), 0);
+    let (clean, log) = daemon.stop();
+    assert!(clean, "{log}");
+}
+
+/// `exo store get --json ID`, parsed.
+fn get_json(dir: &Path, id: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(dir, &["store", "get", "--json", id])).unwrap()
+}
+
+#[test]
+fn old_versions_and_deleted_entities_go_after_the_retention_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = cell_of(tmp.path(), 1);
+    let dir = nodes[0].dir.as_path();
+    // 0.00005 days: 4.32 seconds.
+    ok(dir, &["config", "set", "store.retention_days", "0.00005"]);
+    let daemon = Daemon::start(dir);
+    let kept = store_put(dir, &["new", "task", "title=Kept"]);
+    store_put(dir, &["--trait", "extra", &kept, "note", "title=Extra"]);
+    ok(dir, &["store", "delete", "--trait", "extra", &kept]);
+    store_put(dir, &[&kept, "task", "title=Kept, second version"]);
+    let gone = store_put(dir, &["new", "note", "title=Gone"]);
+    ok(dir, &["store", "delete", &gone]);
+    // Within the retention period the deleted entity and trait are there on request.
+    let mut both = vec![kept.clone(), gone.clone()];
+    both.sort();
+    assert_eq!(sorted_ids(dir, "include:deleted"), both);
+    let before = get_json(dir, &kept);
+    assert_eq!(before["traits"].as_array().unwrap().len(), 2, "{before}");
+
+    // Then they go, and the current state stays.
+    wait_query(
+        dir,
+        "include:deleted",
+        std::slice::from_ref(&kept),
+        Duration::from_secs(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get_json(dir, &kept)["traits"].as_array().unwrap().len() != 1 {
+        assert!(Instant::now() < deadline, "{}", get_json(dir, &kept));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = get_json(dir, &kept);
+    for key in ["id", "status", "version", "created", "updated"] {
+        assert_eq!(after[key], before[key], "{key}: {after} {before}");
+    }
+    assert_eq!(
+        after["pending"], false,
+        "only committed operations are collected"
+    );
+    assert_eq!(after["traits"][0], before["traits"][1], "{after} {before}");
+    assert_eq!(
+        after["traits"][0]["fields"]["title"],
+        "Kept, second version"
+    );
+    assert!(exo(dir, &["store", "get", &gone]).code != 0);
+    let live = ok(dir, &["store", "query", "--json", "*"]);
+    daemon.wait_log("garbage collection: ", Duration::from_secs(5));
+    let (clean, log) = daemon.stop();
+    assert!(clean, "{log}");
+
+    // Rebuilt from the chain (which keeps every operation): collected at once, the same.
+    std::fs::remove_dir_all(cell_dir(dir).join("store")).unwrap();
+    let daemon = Daemon::start(dir);
+    daemon.wait_log("entity index built", Duration::from_secs(20));
+    assert_eq!(sorted_ids(dir, "include:deleted"), vec![kept.clone()]);
+    assert_eq!(get_json(dir, &kept), after);
+    assert_eq!(ok(dir, &["store", "query", "--json", "*"]), live);
     let (clean, log) = daemon.stop();
     assert!(clean, "{log}");
 }

@@ -1,4 +1,5 @@
-//! The CellAdmin service's messages: asking a node about its links to the cell's other nodes.
+//! The CellAdmin service's messages: asking a node about its links to the cell's other nodes,
+//! writing entries, changing the cell's membership.
 //! Encoded with [`crate::wire::CONFIG`]; specified in `spec/protocol.md`, section 9.1.
 
 use bincode::{Decode, Encode};
@@ -17,6 +18,13 @@ pub enum AdminRequest {
     },
     /// Report this node's state in the cell: roles, chain, links, index, apps (`exo status`).
     Status,
+    /// Commit a new membership document of the cell: this node wraps it in an operation
+    /// (payload kind 1, `spec/chain.md` section 6), writes it, and answers once a block
+    /// carrying it is committed and the change took effect (or why not).
+    ChangeMembership {
+        /// The signed document's encoding (`spec/chain.md` section 6).
+        document: Vec<u8>,
+    },
 }
 
 /// A CellAdmin response, one variant per request.
@@ -34,6 +42,13 @@ pub enum AdminResponse {
     },
     /// The answer to [`AdminRequest::Status`].
     Status(CellStatus),
+    /// The answer to [`AdminRequest::ChangeMembership`]: the change is committed.
+    MembershipChanged {
+        /// The membership version now in force.
+        version: u64,
+        /// The height of the block that committed it; the change applies from the next one.
+        height: u64,
+    },
 }
 
 /// One node's state in one cell, as its daemon sees it.
@@ -153,6 +168,18 @@ mod tests {
             wire::encode(&append).unwrap(),
             [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7]
         );
+        let change = AdminRequest::ChangeMembership { document: vec![8] };
+        assert_eq!(
+            wire::encode(&change).unwrap(),
+            [3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 8]
+        );
+        let changed = AdminResponse::MembershipChanged {
+            version: 3,
+            height: 0x0102,
+        };
+        let mut expected = vec![3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+        expected.extend_from_slice(&[2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(wire::encode(&changed).unwrap(), expected);
         let appended = AdminResponse::Appended { operation: [5; 16] };
         let mut expected = vec![1, 0, 0, 0];
         expected.extend_from_slice(&[5; 16]);

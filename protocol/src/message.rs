@@ -45,6 +45,9 @@ impl ErrorCode {
     pub const UNKNOWN_SUBSCRIPTION: ErrorCode = ErrorCode(9);
     /// The service does not accept this kind of message (e.g. Subscribe to Ping).
     pub const UNSUPPORTED_KIND: ErrorCode = ErrorCode(10);
+    /// A version check failed: what the request was based on changed (optimistic
+    /// concurrency); read it again, then retry.
+    pub const CONFLICT: ErrorCode = ErrorCode(11);
 
     /// A short name for logs, or `None` for a code this version does not know.
     pub fn name(&self) -> Option<&'static str> {
@@ -59,6 +62,7 @@ impl ErrorCode {
             8 => "shutting down",
             9 => "unknown subscription",
             10 => "unsupported kind",
+            11 => "conflict",
             _ => return None,
         })
     }
@@ -122,5 +126,6 @@ mod tests {
         assert_eq!(wire::decode::<ErrorBody>(&bytes).unwrap(), body);
         let unknown = wire::decode::<ErrorBody>(&[0xe9, 0x03, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
         assert_eq!(unknown.to_string(), "error 1001");
+        assert_eq!(ErrorCode::CONFLICT.to_string(), "conflict (11)");
     }
 }

@@ -4,7 +4,7 @@ use argh::FromArgs;
 
 use super::{table, CliError};
 use crate::chain::{chain_dir, Block, ChainStore};
-use crate::config::{names, Cell, NodeDir, Role};
+use crate::config::{names, Cell, Node, NodeDir, Role};
 
 /// Manage the cells of this node.
 #[derive(FromArgs)]
@@ -91,6 +91,8 @@ struct NodeCmd {
 enum NodeSub {
     List(NodeListCmd),
     Add(super::join::NodeAddCmd),
+    Remove(super::members::RemoveCmd),
+    Roles(super::members::RolesCmd),
 }
 
 /// List a cell's nodes and their roles.
@@ -111,12 +113,12 @@ impl CellCmd {
             CellSub::Init(cmd) => cmd.run(dir),
             CellSub::List(cmd) => cmd.run(dir),
             CellSub::Print(cmd) => cmd.run(dir),
-            CellSub::Node(NodeCmd {
-                command: NodeSub::List(cmd),
-            }) => cmd.run(dir),
-            CellSub::Node(NodeCmd {
-                command: NodeSub::Add(cmd),
-            }) => cmd.run(dir),
+            CellSub::Node(NodeCmd { command }) => match command {
+                NodeSub::List(cmd) => cmd.run(dir),
+                NodeSub::Add(cmd) => cmd.run(dir),
+                NodeSub::Remove(cmd) => cmd.run(dir),
+                NodeSub::Roles(cmd) => cmd.run(dir),
+            },
             CellSub::Chain(cmd) => cmd.run(dir),
             CellSub::Join(cmd) => cmd.run(dir),
             CellSub::App(cmd) => cmd.run(dir),
@@ -137,20 +139,26 @@ fn roles_text(roles: &[Role]) -> String {
     }
 }
 
+/// What `cell init` and `cell join` print about the cell they made: `VERB cell NAME`, its
+/// id, fingerprint and folder, and this node's roles.
+pub(super) fn print_summary(verb: &str, node: &Node, cell: &Cell) {
+    println!("{verb} cell `{}`", cell.config.name);
+    println!("  id           {}", cell.config.id);
+    println!("  fingerprint  {}", cell.config.id.fingerprint());
+    println!("  folder       {}", cell.dir.display());
+    println!(
+        "  this node    {} ({})",
+        node.config.name,
+        roles_text(&cell.roles_of(&node.config.id))
+    );
+}
+
 impl InitCmd {
     fn run(self, dir: &NodeDir) -> Result<(), CliError> {
         let name = self.name.unwrap_or_else(|| "default".into());
         names::check(&name).map_err(CliError::BadArgument)?;
         let node = dir.load_node()?;
-        let roles: Vec<Role> = [
-            (Role::Chain, self.no_chain),
-            (Role::Store, self.no_store),
-            (Role::AppHost, self.no_app_host),
-        ]
-        .into_iter()
-        .filter(|(_, excluded)| !excluded)
-        .map(|(role, _)| role)
-        .collect();
+        let roles = Role::chosen(!self.no_chain, !self.no_store, !self.no_app_host);
         let holds_chain = roles.contains(&Role::Chain);
         let map_size_bytes = node.config.chain.map_size_bytes();
         // A chain node starts the chain: the genesis block, signed by the cell key.
@@ -164,15 +172,7 @@ impl InitCmd {
                 .append_block(&Block::genesis(keypair, crate::clock::now_us()))
                 .map_err(|e| e.to_string())
         })?;
-        println!("created cell `{}`", cell.config.name);
-        println!("  id           {}", cell.config.id);
-        println!("  fingerprint  {}", cell.config.id.fingerprint());
-        println!("  folder       {}", cell.dir.display());
-        println!(
-            "  this node    {} ({})",
-            node.config.name,
-            roles_text(&roles)
-        );
+        print_summary("created", &node, &cell);
         if roles.is_empty() {
             println!("note: this node has no role in the cell; it can only act as a client");
         }

@@ -104,6 +104,18 @@ fn get(dir: &NodeDir, key: &str) -> Result<(), CliError> {
     let config = dir.load_node()?.config;
     let mut value = toml::Value::try_from(&config)
         .map_err(|e| CliError::BadArgument(format!("cannot read settings: {e}")))?;
+    // Sections at their defaults are left out of node.toml; `get` shows them anyway.
+    if let toml::Value::Table(table) = &mut value {
+        let sections = [
+            ("chain", toml::Value::try_from(&config.chain)),
+            ("store", toml::Value::try_from(&config.store)),
+        ];
+        for (name, section) in sections {
+            if let Ok(section) = section {
+                table.entry(name).or_insert(section);
+            }
+        }
+    }
     for part in key.split('.') {
         value = value.get(part).cloned().ok_or_else(|| {
             CliError::BadArgument(format!("no setting `{key}` (see `exo config print`)"))

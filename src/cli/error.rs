@@ -18,13 +18,17 @@ pub enum CliError {
     Daemon(daemon::Error),
     /// The command ran but what it checks failed (e.g. a node is unreachable).
     Failed(String),
+    /// A version check failed (`--expect`): the entity changed since it was read (exit code
+    /// 3, so a script can read it again and retry).
+    Conflict(String),
 }
 
 impl CliError {
-    /// 2 for bad arguments, 1 for everything else.
+    /// 2 for bad arguments, 3 for a failed version check, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::BadArgument(_) => 2,
+            CliError::Conflict(_) => 3,
             _ => 1,
         }
     }
@@ -37,7 +41,7 @@ impl fmt::Display for CliError {
             CliError::BadArgument(message) => write!(f, "{message}"),
             CliError::Editor(message) => write!(f, "{message}"),
             CliError::Daemon(err) => write!(f, "{err}"),
-            CliError::Failed(message) => write!(f, "{message}"),
+            CliError::Failed(message) | CliError::Conflict(message) => write!(f, "{message}"),
         }
     }
 }

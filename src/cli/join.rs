@@ -50,10 +50,24 @@ pub struct JoinCmd {
     answer: Option<PathBuf>,
 }
 
-/// Admit a node into the cell: by the PIN `exo cell join` shows on it, or by its request file.
+/// Admit a node into the cell: by the PIN `exo cell join` shows on it, by its request file,
+/// or by its key (--id, --name, --address, --roles; then copy this node's cell.toml to it).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "add")]
 pub struct NodeAddCmd {
+    /// the new node's public key (`exo config get id` on it), to add it without a join
+    #[argh(option)]
+    id: Option<String>,
+    /// with --id: the new node's name in the cell
+    #[argh(option)]
+    name: Option<String>,
+    /// with --id: where other nodes can reach it (`host:port`); repeat for several
+    #[argh(option)]
+    address: Vec<String>,
+    /// with --id: its roles, comma-separated among chain, store, app-host, or `none`
+    /// (default: none, a client)
+    #[argh(option, default = "String::from(\"none\")")]
+    roles: String,
     /// the PIN shown by `exo cell join` on the joining node, e.g. 42-817-305
     #[argh(option)]
     pin: Option<String>,
@@ -95,15 +109,7 @@ fn discovery_address(flag: Option<String>, node: &Node) -> Result<String, CliErr
 impl JoinCmd {
     pub fn run(self, dir: &NodeDir) -> Result<(), CliError> {
         let node = dir.load_node()?;
-        let roles: Vec<Role> = [
-            (Role::Chain, self.chain),
-            (Role::Store, self.store),
-            (Role::AppHost, self.app_host),
-        ]
-        .into_iter()
-        .filter(|(_, wanted)| *wanted)
-        .map(|(role, _)| role)
-        .collect();
+        let roles = Role::chosen(self.chain, self.store, self.app_host);
         if let Some(answer) = self.answer {
             if self.request.is_some() || !roles.is_empty() || self.discovery.is_some() {
                 return Err(usage(
@@ -167,7 +173,8 @@ async fn join_by_pin(
 ) -> Result<(), CliError> {
     let mut server = Rendezvous::connect(address).await.map_err(failed)?;
     let (slot, ttl_secs) = server.open().await.map_err(failed)?;
-    let pin = Pin::generate(slot);
+    let pin =
+        Pin::generate(slot).map_err(|e| failed(format!("no random numbers for the PIN: {e}")))?;
     println!("PIN: {pin}");
     println!("on a member node of the cell, run:  exo cell node add --pin {pin}");
     println!(
@@ -180,10 +187,7 @@ async fn join_by_pin(
         "waiting for a member (the PIN works once, for {} min)...",
         ttl_secs.div_ceil(60)
     );
-    server.wait_peer().await.map_err(|e| match e {
-        ClientError::Server { message, .. } => failed(format!("rendezvous server: {message}")),
-        other => failed(other),
-    })?;
+    server.wait_peer().await.map_err(failed)?;
     eprintln!("a member connected; checking the PIN...");
     let mut joiner = Joiner::new(pin, request);
     relay(&mut server, joiner.start(OsRng).map_err(failed)?).await;
@@ -205,22 +209,7 @@ async fn join_by_pin(
                 cell_name,
                 member,
             }) => {
-                let installable =
-                    dir.cells().map_err(CliError::from).and_then(|cells| {
-                        match cells
-                            .iter()
-                            .find(|c| c.config.id == cell || c.config.name == cell_name)
-                        {
-                            Some(have) if have.config.id == cell => Err(failed(format!(
-                                "this node already belongs to cell `{}`",
-                                have.config.name
-                            ))),
-                            Some(_) => Err(failed(format!(
-                                "this node already has another cell named `{cell_name}`"
-                            ))),
-                            None => Ok(()),
-                        }
-                    });
+                let installable = dir.can_install(&cell, &cell_name).map_err(CliError::from);
                 if let Err(err) = installable {
                     relay(
                         &mut server,
@@ -295,15 +284,7 @@ fn roles_text(roles: &[Role]) -> String {
 }
 
 fn print_joined(node: &Node, cell: &Cell) {
-    println!("joined cell `{}`", cell.config.name);
-    println!("  id           {}", cell.config.id);
-    println!("  fingerprint  {}", cell.config.id.fingerprint());
-    println!("  folder       {}", cell.dir.display());
-    println!(
-        "  this node    {} ({})",
-        node.config.name,
-        roles_text(&cell.roles_of(&node.config.id))
-    );
+    super::cell::print_summary("joined", node, cell);
     println!(
         "  cell secret  {}",
         if cell.keypair.is_some() {
@@ -317,6 +298,21 @@ fn print_joined(node: &Node, cell: &Cell) {
 
 impl NodeAddCmd {
     pub fn run(self, dir: &NodeDir) -> Result<(), CliError> {
+        if self.id.is_some() || self.name.is_some() {
+            if self.pin.is_some() || self.request.is_some() {
+                return Err(usage(
+                    "give --id and --name, or --pin, or --request: one way",
+                ));
+            }
+            return super::members::AddCmd {
+                cell: self.cell,
+                id: self.id,
+                name: self.name,
+                address: self.address,
+                roles: self.roles,
+            }
+            .run(dir);
+        }
         let node = dir.load_node()?;
         let cell = dir.select_cell(self.cell.as_deref())?;
         if cell.keypair.is_none() {
@@ -353,7 +349,7 @@ impl NodeAddCmd {
             }
             (Some(_), Some(_)) => Err(usage("give either --pin or --request, not both")),
             (None, None) => Err(usage(
-                "give the joining node's --pin (shown by `exo cell join`), or its --request file",
+                "give the joining node's --pin (shown by `exo cell join`), its --request file, or its --id and --name",
             )),
         }
     }

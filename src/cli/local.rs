@@ -7,6 +7,7 @@ use exocore_protocol::admin::{AdminRequest, AdminResponse};
 use exocore_protocol::client::Client;
 use exocore_protocol::envelope::Service;
 use exocore_protocol::error::Error as ProtocolError;
+use exocore_protocol::message::ErrorCode;
 use exocore_protocol::wire;
 
 use crate::config::{Cell, Node};
@@ -58,8 +59,13 @@ pub fn request(
 }
 
 /// A failure to talk to the local daemon at `local`, for the user: how to start a missing
-/// daemon, a refusal by its message only.
+/// daemon, a refusal by its message only (a conflict is its own error: exit code 3).
 pub fn failure(local: SocketAddr, err: ProtocolError) -> super::CliError {
+    if let ProtocolError::Remote(body) = &err {
+        if body.code == ErrorCode::CONFLICT {
+            return super::CliError::Conflict(body.message.clone());
+        }
+    }
     super::CliError::Failed(match err {
         ProtocolError::Connect(err) => {
             format!("no daemon answers on {local} ({err}): start it with `exo daemon`")

@@ -4,7 +4,9 @@
 //! Field values are given as `FIELD=VALUE` and read by the kind the trait type's schema gives
 //! the field: text as is, integers, floats, `true`/`false`, timestamps (`2026-12-01`,
 //! RFC 3339, or microseconds), references (`ENTITY` or `ENTITY/TRAIT`), lists as
-//! comma-separated items. `--json '{"field": value}'` gives them as a JSON object instead.
+//! comma-separated items. `--json '{"field": value}'` gives them as a JSON object instead;
+//! `--json -` reads that object from standard input and `--json @PATH` from a file, for text
+//! too large for a command line.
 
 use argh::FromArgs;
 use exocore_protocol::envelope::Service;
@@ -17,7 +19,8 @@ use crate::chain::OperationId;
 use crate::config::{Cell, Node, NodeDir};
 use crate::store::value::{format_timestamp, generate_id, parse_timestamp};
 use crate::store::{
-    Entry, FieldKind, FieldSchema, Mutation, Query, Reference, Scalar, Schemas, Trait, Value,
+    Entry, Expected, FieldKind, FieldSchema, Mutation, Query, Reference, Scalar, Schemas, Trait,
+    Value,
 };
 
 /// The cell's entities: put, get, query and delete them through the running daemon.
@@ -49,7 +52,12 @@ struct PutCmd {
     /// the trait id (default: the trait type, one trait of each type per entity)
     #[argh(option, long = "trait")]
     trait_id: Option<String>,
-    /// the fields as a JSON object, instead of FIELD=VALUE arguments
+    /// only if the entity is at this version (as `exo store get` prints it), or `absent`
+    /// (no live trait); otherwise nothing is written and exo exits with code 3
+    #[argh(option)]
+    expect: Option<String>,
+    /// the fields as a JSON object instead of FIELD=VALUE arguments: the object itself, `-`
+    /// to read it from standard input, or `@PATH` to read it from a file
     #[argh(option)]
     json: Option<String>,
     /// the entity id, or `new` for a generated one
@@ -131,9 +139,44 @@ struct DeleteCmd {
     /// delete only this trait
     #[argh(option, long = "trait")]
     trait_id: Option<String>,
+    /// only if the entity is at this version (as `exo store get` prints it), or `absent`
+    /// (no live trait); otherwise nothing is written and exo exits with code 3
+    #[argh(option)]
+    expect: Option<String>,
     /// the entity id
     #[argh(positional)]
     entity: String,
+}
+
+/// Largest JSON object `--json -` or `--json @PATH` reads. The entry it becomes is at most
+/// 1 MiB (the daemon refuses more, naming the field); escapes can make the JSON larger.
+pub const JSON_INPUT_BYTES_MAX: u64 = 4 << 20;
+
+/// The text of `--json`: the argument itself, standard input (`-`) or a file (`@PATH`).
+fn json_input(argument: &str) -> Result<String, CliError> {
+    use std::io::Read;
+    let (source, reader): (String, Box<dyn Read>) = if argument == "-" {
+        ("standard input".into(), Box::new(std::io::stdin().lock()))
+    } else if let Some(path) = argument.strip_prefix('@') {
+        let file = std::fs::File::open(path)
+            .map_err(|e| failed(format!("cannot read the --json file `{path}`: {e}")))?;
+        (format!("`{path}`"), Box::new(file))
+    } else {
+        return Ok(argument.to_string());
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(JSON_INPUT_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(format!("cannot read the JSON from {source}: {e}")))?;
+    if bytes.len() as u64 > JSON_INPUT_BYTES_MAX {
+        return Err(CliError::BadArgument(format!(
+            "the JSON from {source} is larger than {} MiB",
+            JSON_INPUT_BYTES_MAX >> 20
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| CliError::BadArgument(format!("the JSON from {source} is not UTF-8")))
 }
 
 fn failed(message: impl Into<String>) -> CliError {
@@ -162,14 +205,15 @@ impl StoreCmd {
             }
             StoreSub::Delete(cmd) => {
                 let cell = dir.select_cell(cmd.cell.as_deref())?;
-                let mutation = match cmd.trait_id {
+                let mut mutations = checked(&cmd.entity, cmd.expect.as_deref())?;
+                mutations.push(match cmd.trait_id {
                     Some(trait_id) => Mutation::DeleteTrait {
                         entity: cmd.entity,
                         trait_id,
                     },
                     None => Mutation::DeleteEntity { entity: cmd.entity },
-                };
-                let (_, operation) = mutate(&node, &cell, vec![mutation])?;
+                });
+                let (_, operation) = mutate(&node, &cell, mutations)?;
                 println!("{operation}");
                 Ok(())
             }
@@ -185,6 +229,27 @@ fn call(node: &Node, cell: &Cell, request: &StoreRequest) -> Result<StoreRespons
 
 fn unexpected(answer: StoreResponse) -> CliError {
     failed(format!("unexpected answer from the daemon: {answer:?}"))
+}
+
+/// The version check `--expect` asks for, as the first mutation of the request (none
+/// without it).
+fn checked(entity: &str, expect: Option<&str>) -> Result<Vec<Mutation>, CliError> {
+    let Some(text) = expect else {
+        return Ok(Vec::new());
+    };
+    let expected = match text {
+        "absent" => Expected::Absent,
+        version => Expected::Version(version.parse().map_err(|_| {
+            CliError::BadArgument(format!(
+                "--expect `{version}` is neither `absent` nor a version (32 hex digits, as \
+                 `exo store get` prints it)"
+            ))
+        })?),
+    };
+    Ok(vec![Mutation::Check {
+        entity: entity.to_string(),
+        expected,
+    }])
 }
 
 /// Sends mutations as one request; returns the entities touched and the operation id.
@@ -211,13 +276,14 @@ fn put(node: &Node, cell: &Cell, cmd: PutCmd) -> Result<(), CliError> {
         cmd.trait_id.unwrap_or_else(|| cmd.trait_type.clone()),
         cmd.trait_type.clone(),
     );
-    if let Some(text) = &cmd.json {
+    if let Some(argument) = &cmd.json {
         if !cmd.fields.is_empty() {
             return Err(CliError::BadArgument(
                 "give the fields either as FIELD=VALUE or with --json, not both".into(),
             ));
         }
-        let object: Map<String, Json> = serde_json::from_str(text)
+        let text = json_input(argument)?;
+        let object: Map<String, Json> = serde_json::from_str(&text)
             .map_err(|e| CliError::BadArgument(format!("--json is not a JSON object: {e}")))?;
         for (name, json) in object {
             let parsed = from_json(field_schema(&name), &json)
@@ -240,14 +306,12 @@ fn put(node: &Node, cell: &Cell, cmd: PutCmd) -> Result<(), CliError> {
     } else {
         cmd.entity
     };
-    let (_, operation) = mutate(
-        node,
-        cell,
-        vec![Mutation::PutTrait {
-            entity: entity.clone(),
-            value,
-        }],
-    )?;
+    let mut mutations = checked(&entity, cmd.expect.as_deref())?;
+    mutations.push(Mutation::PutTrait {
+        entity: entity.clone(),
+        value,
+    });
+    let (_, operation) = mutate(node, cell, mutations)?;
     println!("{entity} {operation}");
     Ok(())
 }

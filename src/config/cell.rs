@@ -24,6 +24,19 @@ impl Role {
     /// Every role, in display order.
     pub const ALL: [Role; 3] = [Role::Chain, Role::Store, Role::AppHost];
 
+    /// The roles whose flag is set, in display order.
+    pub fn chosen(chain: bool, store: bool, app_host: bool) -> Vec<Role> {
+        [
+            (Role::Chain, chain),
+            (Role::Store, store),
+            (Role::AppHost, app_host),
+        ]
+        .into_iter()
+        .filter(|(_, chosen)| *chosen)
+        .map(|(role, _)| role)
+        .collect()
+    }
+
     /// The role's name, as written in files.
     pub fn name(self) -> &'static str {
         match self {

@@ -103,6 +103,7 @@ impl NodeDir {
             addresses,
             discovery: None,
             chain: Default::default(),
+            store: Default::default(),
         };
         config.validate().map_err(|message| Error::Invalid {
             path: self.node_toml(),
@@ -301,18 +302,25 @@ impl NodeDir {
         config: CellConfig,
         keypair: Option<Keypair>,
     ) -> Result<Cell, Error> {
+        self.can_install(&config.id, &config.name)?;
+        self.build_cell(config, keypair, |_, _| Ok(()))
+    }
+
+    /// Whether a cell with this id and name could be installed: `Err` if this node already
+    /// belongs to it, or has another cell with that name.
+    pub fn can_install(&self, id: &PublicKey, name: &str) -> Result<(), Error> {
         for cell in self.cells()? {
-            if cell.config.id == config.id {
+            if cell.config.id == *id {
                 return Err(Error::CellExists {
                     name: cell.config.name,
-                    id: config.id.to_string(),
+                    id: id.to_string(),
                 });
             }
-            if cell.config.name == config.name {
-                return Err(Error::CellNameTaken(config.name));
+            if cell.config.name == name {
+                return Err(Error::CellNameTaken(name.to_string()));
             }
         }
-        self.build_cell(config, keypair, |_, _| Ok(()))
+        Ok(())
     }
 
     /// Writes a cell's folder under a temporary name and renames it into place, so a crash

@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// Chain storage settings.
     #[serde(default, skip_serializing_if = "ChainSettings::is_default")]
     pub chain: ChainSettings,
+    /// Entity store settings.
+    #[serde(default, skip_serializing_if = "StoreSettings::is_default")]
+    pub store: StoreSettings,
 }
 
 /// Port `exo discovery daemon` listens on unless told otherwise.
@@ -73,10 +76,60 @@ impl ChainSettings {
     }
 }
 
+/// Default retention of the entity store's old versions and deletions, in days.
+pub const DEFAULT_STORE_RETENTION_DAYS: f64 = 30.0;
+
+/// `[store]` in node.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// How long replaced trait versions, deleted traits and deleted entities are kept in the
+    /// entity index, in days (fractions allowed), counted from the operation that replaced
+    /// or deleted them (`spec/store.md` section 10). The chain keeps every operation anyway.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: f64,
+}
+
+fn default_retention_days() -> f64 {
+    DEFAULT_STORE_RETENTION_DAYS
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            retention_days: DEFAULT_STORE_RETENTION_DAYS,
+        }
+    }
+}
+
+impl StoreSettings {
+    fn is_default(&self) -> bool {
+        *self == StoreSettings::default()
+    }
+
+    /// The retention period in microseconds (saturating for absurdly long ones).
+    pub fn retention_us(&self) -> u64 {
+        // `as` saturates: 1e300 days is "forever", not an overflow.
+        (self.retention_days * 86_400_000_000.0) as u64
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.retention_days.is_finite() && self.retention_days >= 0.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "store.retention_days must be a number of days, 0 or more (not {})",
+                self.retention_days
+            ))
+        }
+    }
+}
+
 impl NodeConfig {
     /// Checks what the types alone do not: the name and the addresses.
     pub fn validate(&self) -> Result<(), String> {
         names::check(&self.name)?;
+        self.store.validate()?;
         self.addresses
             .iter()
             .chain(&self.discovery)
@@ -95,6 +148,7 @@ impl NodeConfig {
              #   addresses  where other nodes reach this one, e.g. [\"192.168.1.20:{DEFAULT_PORT}\"]\n\
              #   discovery  rendezvous server for joining by PIN, e.g. \"pi.lan:{DEFAULT_DISCOVERY_PORT}\"\n\
              #   chain.map_size_mb  initial chain map per cell, MiB (default {DEFAULT_CHAIN_MAP_SIZE_MB}; grows on demand)\n\
+             #   store.retention_days  days old versions and deletions stay in the entity index (default {DEFAULT_STORE_RETENTION_DAYS})\n\
              {body}"
         )
     }

@@ -17,16 +17,17 @@ use exocore_protocol::identity::{Keypair, PublicKey};
 use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
+use super::members::{cell_net, config_after, settle, ChangeError, ChangeResult, Waiter};
 use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
 
 /// An app change as the app service takes it: operation id, plaintext.
 pub type AppPlain = (OperationId, Vec<u8>);
 use crate::chain::{
-    chain_dir, Block, ChainStore, EntryKey, Location, Membership, Operation, OperationId,
-    BLOCK_SIZE_BYTES_MAX,
+    chain_dir, Block, ChainStore, EntryKey, Location, Membership, Operation, OperationId, Payload,
+    SignedMembership, BLOCK_SIZE_BYTES_MAX,
 };
 use crate::clock::now_us;
-use crate::config::{Cell, Node};
+use crate::config::{Cell, CellConfig, Node, NodeDir};
 use crate::engine::{self, ChainMessage, Engine, Event, Input, Output};
 use crate::net::Network;
 use crate::store::Checkpoint;
@@ -36,8 +37,13 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Inputs waiting for the engine; beyond it, messages from peers are dropped (the engine's
 /// protocol resends) and local writes wait.
 pub const INBOX_LEN: usize = 1024;
+/// How long a local membership request waits for its change to commit.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a chain node without a chain asks the others for the genesis.
 pub const GENESIS_ASK_INTERVAL: Duration = Duration::from_secs(1);
+
+const NO_CHAIN_YET: &str =
+    "this node has no chain yet: it is fetching it from the other chain nodes";
 
 /// What the chain service is asked to do.
 pub enum ChainInput {
@@ -47,6 +53,13 @@ pub enum ChainInput {
         from: PublicKey,
         /// The message (boxed: it is much larger than the other variant).
         message: Box<ChainMessage>,
+    },
+    /// A membership change to write; answered once a block commits it.
+    ChangeMembership {
+        /// The signed document.
+        change: Box<SignedMembership>,
+        /// Where `(version, height)`, or why not, goes.
+        reply: async_channel::Sender<ChangeResult>,
     },
     /// A new entry to write; answered once it is durable in the pending store.
     Append {
@@ -88,19 +101,28 @@ impl ChainService {
     /// Opens the cell's chain and starts its engine. With `feed`, the cell's entity index is
     /// fed: the whole chain first, then what each step adds or commits.
     pub fn start(
+        dir: &NodeDir,
         node: &Node,
         cell: &Cell,
         network: Network,
         feed: Option<StoreFeed>,
     ) -> Result<ChainService, String> {
-        let dir = chain_dir(&cell.dir);
-        let store = ChainStore::open(&dir, &cell.config.id, node.config.chain.map_size_bytes())
-            .map_err(|e| format!("cannot open the chain of cell `{}`: {e}", cell.config.name))?;
+        let store = ChainStore::open(
+            &chain_dir(&cell.dir),
+            &cell.config.id,
+            node.config.chain.map_size_bytes(),
+        )
+        .map_err(|e| format!("cannot open the chain of cell `{}`: {e}", cell.config.name))?;
         let context = Context {
             cell: cell.config.id,
             cell_name: cell.config.name.clone(),
             me: node.keypair.clone(),
             membership: Membership::initial(&cell.config),
+            node_dir: dir.clone(),
+            cell_dir: cell.dir.clone(),
+            config: cell.config.clone(),
+            waiters: Vec::new(),
+            removed: false,
             entry_key: cell.keypair.as_ref().map(EntryKey::from_cell_keypair),
             store,
             network,
@@ -210,6 +232,29 @@ impl ChainService {
         answer.recv().await.ok()
     }
 
+    /// Commits a membership change; returns `(version, height)` once a block committed it,
+    /// or why not (refused, superseded, or not committed within [`CHANGE_TIMEOUT`]).
+    pub async fn change_membership(&self, change: SignedMembership) -> ChangeResult {
+        let stopped = || ChangeError::NotCommitted("the chain service is stopping".into());
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox
+            .send(ChainInput::ChangeMembership {
+                change: Box::new(change),
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        let wait = async { answer.recv().await.map_err(|_| stopped())? };
+        let timeout = async {
+            Timer::after(CHANGE_TIMEOUT).await;
+            Err(ChangeError::NotCommitted(format!(
+                "the change is written but no block committed it within {} s: it stays pending and commits once a majority of the chain nodes is reachable",
+                CHANGE_TIMEOUT.as_secs()
+            )))
+        };
+        future::or(wait, timeout).await
+    }
+
     /// Stops the engine after its current step and waits for it: the store is closed after.
     pub fn stop(&self) {
         self.inbox.close();
@@ -224,7 +269,16 @@ struct Context {
     cell: PublicKey,
     cell_name: String,
     me: Keypair,
+    /// The cell's membership before block 1 (the engine derives the one in force).
     membership: Membership,
+    node_dir: NodeDir,
+    cell_dir: std::path::PathBuf,
+    /// The cell's configuration as last written.
+    config: CellConfig,
+    /// Local membership requests waiting for their change to commit.
+    waiters: Vec<Waiter>,
+    /// Set once this node learned it was removed from the cell: the service stops.
+    removed: bool,
     entry_key: Option<EntryKey>,
     store: ChainStore,
     network: Network,
@@ -262,6 +316,9 @@ impl Context {
 
     fn run(mut self, engine: Option<Engine>, inbox: async_channel::Receiver<ChainInput>) {
         let mut engine = engine;
+        if let Some(running) = &engine {
+            self.config_from_chain(running);
+        }
         let mut asked_at: Option<std::time::Instant> = None;
         if let Some(start) = self.feed.as_ref().map(|f| f.start) {
             self.replay(start);
@@ -281,9 +338,10 @@ impl Context {
                     }
                     Some(Some(ChainInput::WatchApps { sender })) => self.apps = Some(sender),
                     Some(Some(ChainInput::Append { reply, .. })) => {
-                        let _ = reply.try_send(Err(
-                            "this node has no chain yet: it is fetching it from the other chain nodes".into(),
-                        ));
+                        let _ = reply.try_send(Err(NO_CHAIN_YET.into()));
+                    }
+                    Some(Some(ChainInput::ChangeMembership { reply, .. })) => {
+                        let _ = reply.try_send(Err(ChangeError::NotCommitted(NO_CHAIN_YET.into())));
                     }
                     Some(Some(ChainInput::Status { reply })) => {
                         let _ = reply.try_send(self.report(None));
@@ -315,8 +373,17 @@ impl Context {
                 Some(Some(ChainInput::Status { reply })) => {
                     let _ = reply.try_send(self.report(Some(running)));
                 }
+                Some(Some(ChainInput::ChangeMembership { change, reply })) => {
+                    self.change_membership(running, *change, reply);
+                }
+            }
+            if self.removed {
+                break;
             }
         }
+        // Requests still queued are dropped, so their callers learn the service stopped.
+        inbox.close();
+        while inbox.try_recv().is_ok() {}
         let height = engine.map(|e| e.tip().height.to_string());
         info!(
             "cell `{}`: chain stopped at height {}",
@@ -426,17 +493,70 @@ impl Context {
             .entry_key
             .as_ref()
             .ok_or("this node does not hold the cell's secret: it cannot write entries")?;
-        let ids = self
-            .store
-            .next_operation_ids(&self.me.public(), now_us(), 1)
-            .map_err(|e| e.to_string())?;
-        let id = *ids.first().ok_or("no operation id issued")?;
+        let id = self.next_id()?;
         let operation = if app {
             Operation::new_app(&self.cell, key, id, &self.me, &payload)
         } else {
             Operation::new_entry(&self.cell, key, id, &self.me, &payload)
         }
         .map_err(|e| e.to_string())?;
+        self.write(engine, operation)
+    }
+
+    fn next_id(&self) -> Result<OperationId, String> {
+        let ids = self
+            .store
+            .next_operation_ids(&self.me.public(), now_us(), 1)
+            .map_err(|e| e.to_string())?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| "no operation id issued".into())
+    }
+
+    /// Writes a membership change authored by this node; `reply` is answered when a block
+    /// commits it (see `members::settle`), or now if it is refused.
+    fn change_membership(
+        &mut self,
+        engine: &mut Engine,
+        change: SignedMembership,
+        reply: async_channel::Sender<ChangeResult>,
+    ) {
+        let in_force = engine.membership().version();
+        let checked = change.verify(&self.cell).and_then(|()| {
+            if change.document.version <= in_force {
+                Err(format!(
+                    "version {} is not newer than version {in_force} in force (the cell changed meanwhile): run the command again",
+                    change.document.version
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        let written = checked.and_then(|()| {
+            let id = self.next_id()?;
+            let operation = Operation::sign(
+                &self.cell,
+                id,
+                &self.me,
+                Payload::Membership(Box::new(change.clone())),
+            );
+            self.write(engine, operation)
+        });
+        match written {
+            Ok(operation) => self.waiters.push(Waiter {
+                operation,
+                change,
+                reply,
+            }),
+            Err(reason) => {
+                let _ = reply.try_send(Err(ChangeError::Refused(reason)));
+            }
+        }
+    }
+
+    /// Writes a signed operation of this node; its id once durable in the pending store.
+    fn write(&mut self, engine: &mut Engine, operation: Operation) -> Result<OperationId, String> {
+        let id = operation.id;
         let output = self
             .step(
                 engine,
@@ -495,9 +615,78 @@ impl Context {
         }
         for event in &output.events {
             self.log(event);
+            if let Event::MembershipChanged { change, .. } = event {
+                self.membership_changed(change);
+            }
         }
+        settle(&mut self.waiters, &output);
         self.forward(&output);
         Some(output)
+    }
+
+    /// Brings `cell.toml` up to the membership of the stored chain, if it is behind (the
+    /// daemon stopped between a commit and the rewrite).
+    fn config_from_chain(&mut self, engine: &Engine) {
+        if engine.membership().version() <= self.config.version {
+            return;
+        }
+        let tip = engine.tip().height;
+        match engine::view::last_change(&self.store, &self.membership, tip) {
+            Ok(Some(change)) => {
+                info!(
+                    "cell `{}`: cell.toml is behind the chain (version {} < {}): rewriting it",
+                    self.cell_name, self.config.version, change.document.version
+                );
+                self.membership_changed(&change);
+            }
+            Ok(None) => {}
+            Err(err) => error!(
+                "cell `{}`: cannot read the chain's membership changes: {err}",
+                self.cell_name
+            ),
+        }
+    }
+
+    /// A committed change: `cell.toml` is rewritten (atomically) and the network learns the
+    /// new members and peers, without a restart. If this node is no longer listed, it stops
+    /// serving the cell.
+    fn membership_changed(&mut self, change: &SignedMembership) {
+        let config = config_after(&self.config, change);
+        if let Err(err) = self.node_dir.save_cell(&self.cell_dir, &config) {
+            error!(
+                "cell `{}`: cannot write the new membership to cell.toml: {err}",
+                self.cell_name
+            );
+        }
+        let me = self.me.public();
+        match config.node(&me) {
+            None => {
+                error!(
+                    "cell `{}`: this node was removed from the cell (membership version {}): it stops serving the cell",
+                    self.cell_name, config.version
+                );
+                self.network
+                    .remove_cell(&self.cell, "this node was removed from the cell");
+                self.removed = true;
+            }
+            Some(entry) => {
+                let before = self.config.node(&me).map(|n| n.roles.clone());
+                if before.as_ref() != Some(&entry.roles) {
+                    let roles: Vec<&str> = entry.roles.iter().map(|r| r.name()).collect();
+                    warn!(
+                        "cell `{}`: this node's roles are now: {} (its services restart with them)",
+                        self.cell_name,
+                        if roles.is_empty() {
+                            "none".to_string()
+                        } else {
+                            roles.join(", ")
+                        }
+                    );
+                }
+                self.network.update_cell(cell_net(&me, &config));
+            }
+        }
+        self.config = config;
     }
 
     /// The entry plaintext of a stored operation, if it is an entry this node can open.

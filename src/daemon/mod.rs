@@ -4,6 +4,7 @@
 mod apps;
 mod chain;
 mod failpoint;
+mod members;
 mod services;
 mod status;
 mod store;
@@ -16,7 +17,7 @@ use futures_lite::StreamExt;
 use tracing::{error, info};
 
 use crate::config::{self, Cell, Node, NodeDir};
-use crate::net::{CellNet, Network, PeerNode};
+use crate::net::{CellNet, Network};
 
 use services::NodeServices;
 use store::StoreThread;
@@ -55,32 +56,17 @@ impl From<config::Error> for Error {
 
 /// What the network needs to know of a cell: its members, and the other nodes with a role.
 pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
-    let me = node.config.id;
-    let nodes = &cell.config.nodes;
-    CellNet {
-        id: cell.config.id,
-        name: cell.config.name.clone(),
-        members: nodes.iter().map(|n| n.id).collect(),
-        peers: nodes
-            .iter()
-            .filter(|n| n.id != me && !n.roles.is_empty())
-            .map(|n| PeerNode {
-                id: n.id,
-                name: n.name.clone(),
-                addresses: n.addresses.clone(),
-            })
-            .collect(),
-        dialable: cell
-            .config
-            .node(&me)
-            .is_some_and(|n| !n.addresses.is_empty()),
-    }
+    members::cell_net(&node.config.id, &cell.config)
 }
 
 /// Opens the entity index of a cell where the node has the store role, if it can serve it:
 /// it needs the chain role (the index is fed by the local chain) and the cell's secret (to
 /// read entries). Otherwise logs why and returns `None`.
-fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::StoreFeed)> {
+fn start_store(
+    node: &Node,
+    cell: &Cell,
+    has_chain: bool,
+) -> Option<(StoreThread, store::StoreFeed)> {
     let name = &cell.config.name;
     if !has_chain {
         error!(
@@ -96,7 +82,7 @@ fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::Stor
         );
         return None;
     }
-    match StoreThread::start(cell) {
+    match StoreThread::start(cell, node.config.store.retention_us()) {
         Ok(started) => Some(started),
         Err(message) => {
             error!("{message}");
@@ -108,7 +94,18 @@ fn start_store(cell: &Cell, has_chain: bool) -> Option<(StoreThread, store::Stor
 /// Runs the node in `dir` until SIGINT or SIGTERM.
 pub fn run(dir: &NodeDir) -> Result<(), Error> {
     let node = dir.load_node()?;
-    let cells = dir.cells()?;
+    let mut cells = dir.cells()?;
+    // A cell that no longer lists this node removed it (this node learned it from the chain).
+    cells.retain(|cell| {
+        let listed = cell.config.node(&node.config.id).is_some();
+        if !listed {
+            error!(
+                "cell `{}`: this node is not a member (it was removed from the cell): not serving it",
+                cell.config.name
+            );
+        }
+        listed
+    });
     info!(
         "node `{}` ({}) starting with {} cell(s)",
         node.config.name,
@@ -124,11 +121,7 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
         info!("cell `{}`: roles {}", cell.config.name, roles.join(", "));
     }
     let cell_nets = cells.iter().map(|cell| cell_net(&node, cell)).collect();
-    let roles = cells
-        .iter()
-        .map(|cell| (cell.config.id, cell.roles_of(&node.config.id)))
-        .collect();
-    let services = Arc::new(NodeServices::new(roles));
+    let services = Arc::new(NodeServices::new());
     let network = Network::new(node.keypair.clone(), cell_nets, services.clone());
     services.set_network(network.clone());
     let listen = node.config.listen;
@@ -153,6 +146,7 @@ pub fn run(dir: &NodeDir) -> Result<(), Error> {
             .into_iter()
             .map(|cell| {
                 smol::spawn(supervisor::supervise(
+                    dir.clone(),
                     node.clone(),
                     cell,
                     network.clone(),

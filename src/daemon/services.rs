@@ -15,8 +15,10 @@ use std::time::Instant;
 
 use super::apps::AppsService;
 use super::chain::ChainService;
+use super::members::ChangeError;
 use super::status;
 use super::store::StoreService;
+use crate::chain::SignedMembership;
 use crate::config::Role;
 use crate::engine::ChainMessage;
 use crate::net::{AnswerFuture, EventSink, Incoming, Network, Services};
@@ -29,19 +31,19 @@ pub struct NodeServices {
     apps: RwLock<HashMap<PublicKey, Arc<AppsService>>>,
     network: OnceLock<Network>,
     /// This node's roles, by cell.
-    roles: HashMap<PublicKey, Vec<Role>>,
+    roles: RwLock<HashMap<PublicKey, Vec<Role>>>,
     started: Instant,
 }
 
 impl NodeServices {
-    /// Routes for cells where this node has `roles`.
-    pub fn new(roles: HashMap<PublicKey, Vec<Role>>) -> NodeServices {
+    /// Routes, empty until [`NodeServices::install`].
+    pub fn new() -> NodeServices {
         NodeServices {
             chains: RwLock::default(),
             stores: RwLock::default(),
             apps: RwLock::default(),
             network: OnceLock::new(),
-            roles,
+            roles: RwLock::default(),
             started: Instant::now(),
         }
     }
@@ -55,9 +57,12 @@ impl NodeServices {
     pub fn install(
         &self,
         cell: PublicKey,
+        roles: Vec<Role>,
         chain: Option<Arc<ChainService>>,
         store: Option<Arc<StoreService>>,
     ) {
+        let mut all_roles = self.roles.write().unwrap_or_else(|p| p.into_inner());
+        all_roles.insert(cell, roles);
         let mut chains = self.chains.write().unwrap_or_else(|p| p.into_inner());
         match chain {
             Some(chain) => chains.insert(cell, chain),
@@ -105,7 +110,13 @@ impl Services for NodeServices {
             let all = self.apps.read().unwrap_or_else(|p| p.into_inner());
             all.get(&request.cell).cloned()
         };
-        let roles = self.roles.get(&request.cell).cloned().unwrap_or_default();
+        let roles = self
+            .roles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&request.cell)
+            .cloned()
+            .unwrap_or_default();
         let network = self.network.get().cloned();
         let started = self.started;
         Box::pin(async move {
@@ -169,6 +180,31 @@ impl Services for NodeServices {
                         code: ErrorCode::INTERNAL,
                         message: e.to_string(),
                     })
+                }
+                (Service::CellAdmin, Ok(AdminRequest::ChangeMembership { document })) => {
+                    let Some(chain) = chain else {
+                        return refuse(
+                            ErrorCode::UNKNOWN_SERVICE,
+                            "this node has no chain role in this cell: send the change to a chain node",
+                        );
+                    };
+                    let change = match SignedMembership::from_bytes(&document) {
+                        Ok(change) => change,
+                        Err(err) => return refuse(ErrorCode::BAD_MESSAGE, err.to_string()),
+                    };
+                    match chain.change_membership(change).await {
+                        Ok((version, height)) => {
+                            wire::encode(&AdminResponse::MembershipChanged { version, height })
+                                .map_err(|e| ErrorBody {
+                                    code: ErrorCode::INTERNAL,
+                                    message: e.to_string(),
+                                })
+                        }
+                        Err(ChangeError::NotCommitted(reason)) => {
+                            refuse(ErrorCode::TIMEOUT, reason)
+                        }
+                        Err(ChangeError::Refused(reason)) => refuse(ErrorCode::BAD_MESSAGE, reason),
+                    }
                 }
                 (Service::CellAdmin, _) => refuse(
                     ErrorCode::BAD_MESSAGE,

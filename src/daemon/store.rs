@@ -21,7 +21,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use async_io::Timer;
 use exocore_protocol::message::{ErrorBody, ErrorCode};
 use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
@@ -30,6 +32,7 @@ use tracing::{debug, error, info, warn};
 
 use super::chain::ChainService;
 use crate::chain::OperationId;
+use crate::clock::now_us;
 use crate::config::Cell;
 use crate::net::{Answer, EventSink};
 use crate::store::response::{entity_state, results_response};
@@ -46,6 +49,15 @@ pub const FEED_LEN: usize = 64;
 pub const FEED_CHUNK_OPERATIONS: usize = 1000;
 /// Watched queries a cell's store keeps at most (over all connections); one more is refused.
 pub const WATCHES_MAX: usize = 256;
+/// Garbage collection runs every tenth of the retention period, within these bounds.
+pub const GC_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// See [`GC_INTERVAL_MIN`].
+pub const GC_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+
+/// How often garbage collection runs for a retention period.
+fn gc_interval(retention_us: u64) -> Duration {
+    Duration::from_micros(retention_us / 10).clamp(GC_INTERVAL_MIN, GC_INTERVAL_MAX)
+}
 
 /// An operation as the index takes it: id, entry plaintext, committed.
 pub type Plain = (OperationId, Vec<u8>, bool);
@@ -139,7 +151,8 @@ pub struct StoreThread {
 
 impl StoreThread {
     /// Opens the cell's index and starts its thread; returns it and the feed for the chain.
-    pub fn start(cell: &Cell) -> Result<(StoreThread, StoreFeed), String> {
+    /// Garbage collection keeps old versions and deletions for `retention_us`.
+    pub fn start(cell: &Cell, retention_us: u64) -> Result<(StoreThread, StoreFeed), String> {
         let name = cell.config.name.clone();
         let dir = index_dir(&cell.dir);
         let (index, opened) = StoreIndex::open(&dir, Schemas::builtin()).map_err(|e| {
@@ -163,7 +176,7 @@ impl StoreThread {
         let thread_name = name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("store-{name}"))
-            .spawn(move || run(thread_name, index, feed, receiver))
+            .spawn(move || run(thread_name, index, retention_us, feed, receiver))
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         Ok((
             StoreThread {
@@ -182,33 +195,58 @@ impl StoreThread {
 fn run(
     cell: String,
     mut index: StoreIndex,
+    retention_us: u64,
     feed: async_channel::Receiver<Feed>,
     requests: async_channel::Receiver<Request>,
 ) {
     enum Next {
         Feed(Option<Feed>),
         Request(Option<Request>),
+        Collect,
     }
     let mut feed_open = true;
     let mut watches: Vec<Watch> = Vec::new();
+    let interval = gc_interval(retention_us);
+    let mut next_gc = Instant::now() + interval;
     loop {
+        // Checked first, so a steady stream of requests cannot hold garbage collection off.
+        if Instant::now() >= next_gc {
+            collect(&cell, &mut index, retention_us, &mut watches);
+            next_gc = Instant::now() + interval;
+        }
+        let collect_due = async {
+            Timer::at(next_gc).await;
+            Next::Collect
+        };
         // The feed first: what the chain already holds is folded before a query runs.
         let next = if feed_open {
             async_io::block_on(future::or(
                 async { Next::Feed(feed.recv().await.ok()) },
-                async { Next::Request(requests.recv().await.ok()) },
+                future::or(
+                    async { Next::Request(requests.recv().await.ok()) },
+                    collect_due,
+                ),
             ))
         } else {
-            Next::Request(requests.recv_blocking().ok())
+            async_io::block_on(future::or(
+                async { Next::Request(requests.recv().await.ok()) },
+                collect_due,
+            ))
         };
         match next {
             Next::Feed(None) => feed_open = false,
             Next::Feed(Some(batch)) => {
-                take_feed(&cell, &mut index, &feed, batch);
+                if take_feed(&cell, &mut index, &feed, batch) {
+                    // A replay ended: a rebuilt index is collected at once, so it answers
+                    // like the index it replaces.
+                    collect(&cell, &mut index, retention_us, &mut watches);
+                    next_gc = Instant::now() + interval;
+                }
                 refresh(&cell, &mut index, &mut watches);
             }
             Next::Request(None) => break,
             Next::Request(Some(request)) => answer(&cell, &mut index, &mut watches, request),
+            Next::Collect => {}
         }
     }
     for watch in watches {
@@ -220,12 +258,35 @@ fn run(
     info!("cell `{cell}`: entity index closed");
 }
 
+/// One garbage collection pass (`spec/store.md` section 10): what was replaced or deleted
+/// longer than `retention_us` ago goes; watchers see the results that changed.
+fn collect(cell: &str, index: &mut StoreIndex, retention_us: u64, watches: &mut Vec<Watch>) {
+    let horizon_us = now_us().saturating_sub(retention_us);
+    match index.collect_garbage(horizon_us) {
+        Ok(report) if report.compacted > 0 => {
+            info!(
+                "cell `{cell}`: garbage collection: {} entit(ies) compacted, {} deleted \
+                 entit(ies) past the retention period collected",
+                report.compacted, report.collected
+            );
+            refresh(cell, index, watches);
+        }
+        Ok(_) => debug!("cell `{cell}`: garbage collection: nothing to collect"),
+        Err(e) => error!("cell `{cell}`: garbage collection failed: {e}"),
+    }
+}
+
+/// Applies a feed batch; returns whether it ended a replay.
 fn take_feed(
     cell: &str,
     index: &mut StoreIndex,
     feed: &async_channel::Receiver<Feed>,
     batch: Feed,
-) {
+) -> bool {
+    let ended = matches!(
+        batch,
+        Feed::Replay { rebuild: true, .. } | Feed::Replay { last: true, .. }
+    );
     match batch {
         Feed::Operations {
             operations,
@@ -261,6 +322,7 @@ fn take_feed(
             Err(e) => error!("cell `{cell}`: cannot catch the entity index up: {e}"),
         },
     }
+    ended
 }
 
 /// Empties the index and folds the replay's chunks as they come from the feed; marks the
@@ -498,6 +560,10 @@ impl StoreService {
             .await?
             .map_err(|e| match e {
                 MutationError::Read(e) => internal(e),
+                e @ MutationError::CheckFailed { .. } => ErrorBody {
+                    code: ErrorCode::CONFLICT,
+                    message: e.to_string(),
+                },
                 e => bad(e.to_string()),
             })?;
         let operation = self.chain.append(plaintext.clone()).await.map_err(|e| {

@@ -4,6 +4,10 @@
 //! resets once they have run healthily for [`HEALTHY_PERIOD`]. The daemon and its other
 //! cells keep running meanwhile; requests for the cell get "not served" until it is back.
 //!
+//! The cell's `cell.toml` decides what runs: when a committed membership change gives this
+//! node other roles, the services restart with them (no daemon restart); when it removes
+//! this node, the chain stops itself and the supervisor leaves the cell stopped.
+//!
 //! Architecture invariant: the supervisor knows services only as "running or not"; why one
 //! failed is in the log, written where it failed.
 
@@ -18,7 +22,7 @@ use super::apps::AppsService;
 use super::chain::ChainService;
 use super::services::NodeServices;
 use super::store::StoreService;
-use crate::config::{Cell, Node, Role};
+use crate::config::{Cell, Node, NodeDir, Role};
 use crate::net::backoff::Backoff;
 use crate::net::Network;
 
@@ -38,10 +42,10 @@ struct CellRun {
 impl CellRun {
     /// Starts what the node's roles in `cell` call for. A service that cannot start at all
     /// (no chain yet and no peer, no cell secret for a store) is logged and left out.
-    fn start(node: &Node, cell: &Cell, network: &Network) -> CellRun {
+    fn start(dir: &NodeDir, node: &Node, cell: &Cell, network: &Network) -> CellRun {
         let roles = cell.roles_of(&node.config.id);
         let store = if roles.contains(&Role::Store) {
-            super::start_store(cell, roles.contains(&Role::Chain))
+            super::start_store(node, cell, roles.contains(&Role::Chain))
         } else {
             None
         };
@@ -56,7 +60,7 @@ impl CellRun {
             Some((thread, feed)) => (Some(thread), Some(feed)),
             None => (None, None),
         };
-        match ChainService::start(node, cell, network.clone(), feed) {
+        match ChainService::start(dir, node, cell, network.clone(), feed) {
             Ok(chain) => {
                 let chain = Arc::new(chain);
                 let store = thread.map(|t| Arc::new(StoreService::new(t, chain.clone())));
@@ -112,56 +116,116 @@ impl CellRun {
     }
 }
 
-/// Runs `cell`'s services until `stopping` closes, restarting them when one fails.
+/// Why a cell's services stopped.
+enum Outcome {
+    /// The daemon is stopping.
+    Stop,
+    /// A service stopped without being asked to.
+    Failed(&'static str),
+    /// `cell.toml` gives this node other roles: the cell as it is now.
+    Roles(Box<Cell>),
+}
+
+/// The cell as its files are now, if they still load.
+fn reload(dir: &NodeDir, cell: &Cell) -> Option<Cell> {
+    let cells = dir.cells().ok()?;
+    cells.into_iter().find(|c| c.config.id == cell.config.id)
+}
+
+/// Waits one check interval; true if the daemon is stopping.
+async fn stopping_within(stopping: &async_channel::Receiver<()>, wait: Duration) -> bool {
+    future::or(async { stopping.recv().await.is_err() }, async {
+        Timer::after(wait).await;
+        false
+    })
+    .await
+}
+
+/// How many check intervals between two reads of `cell.toml` for role changes.
+const ROLE_CHECK_EVERY: u32 = 10;
+
+/// Runs `cell`'s services until `stopping` closes, restarting them when one fails or when
+/// this node's roles change.
 pub async fn supervise(
+    dir: NodeDir,
     node: Arc<Node>,
-    cell: Cell,
+    mut cell: Cell,
     network: Network,
     services: Arc<NodeServices>,
     stopping: async_channel::Receiver<()>,
 ) {
     let name = cell.config.name.clone();
+    let me = node.config.id;
     let mut backoff = Backoff::new();
     loop {
-        let run = CellRun::start(&node, &cell, &network);
-        services.install(cell.config.id, run.chain.clone(), run.store.clone());
+        let roles = cell.roles_of(&me);
+        let run = CellRun::start(&dir, &node, &cell, &network);
+        services.install(
+            cell.config.id,
+            roles.clone(),
+            run.chain.clone(),
+            run.store.clone(),
+        );
         services.install_apps(cell.config.id, run.apps.clone());
         let started = Instant::now();
-        let failed = loop {
+        let mut checks = 0u32;
+        let outcome = loop {
             if let Some(which) = run.failed() {
-                break Some(which);
+                break Outcome::Failed(which);
             }
-            let stop = future::or(async { stopping.recv().await.is_err() }, async {
-                Timer::after(CHECK_INTERVAL).await;
-                false
-            })
-            .await;
-            if stop {
-                break None;
+            if stopping_within(&stopping, CHECK_INTERVAL).await {
+                break Outcome::Stop;
+            }
+            checks = checks.wrapping_add(1);
+            if checks.is_multiple_of(ROLE_CHECK_EVERY) {
+                if let Some(fresh) = reload(&dir, &cell) {
+                    if fresh.config.node(&me).is_some() && fresh.roles_of(&me) != roles {
+                        break Outcome::Roles(Box::new(fresh));
+                    }
+                }
             }
         };
-        services.install(cell.config.id, None, None);
+        services.install(cell.config.id, roles, None, None);
         services.install_apps(cell.config.id, None);
-        let run_stopping = smol::unblock(move || run.stop());
-        run_stopping.await;
-        let Some(which) = failed else { return };
-        if started.elapsed() >= HEALTHY_PERIOD {
-            backoff.reset();
+        smol::unblock(move || run.stop()).await;
+        match outcome {
+            Outcome::Stop => return,
+            Outcome::Roles(fresh) => {
+                let roles: Vec<&str> = fresh.roles_of(&me).iter().map(|r| r.name()).collect();
+                info!(
+                    "cell `{name}`: this node's roles are now {}: restarting its services",
+                    if roles.is_empty() {
+                        "none".into()
+                    } else {
+                        roles.join(", ")
+                    }
+                );
+                cell = *fresh;
+                backoff.reset();
+            }
+            Outcome::Failed(which) => {
+                // A chain that stopped because this node was removed did its job.
+                if let Some(fresh) = reload(&dir, &cell) {
+                    if fresh.config.node(&me).is_none() {
+                        info!("cell `{name}`: this node is no longer a member: its services stay stopped");
+                        return;
+                    }
+                    cell = fresh;
+                }
+                if started.elapsed() >= HEALTHY_PERIOD {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay(fastrand::u64(..));
+                error!(
+                    "cell `{name}`: the {which} service stopped unexpectedly; restarting the \
+                     cell's services in {:.1} s",
+                    delay.as_secs_f64()
+                );
+                if stopping_within(&stopping, delay).await {
+                    return;
+                }
+                info!("cell `{name}`: restarting its services");
+            }
         }
-        let delay = backoff.next_delay(fastrand::u64(..));
-        error!(
-            "cell `{name}`: the {which} service stopped unexpectedly; restarting the cell's \
-             services in {:.1} s",
-            delay.as_secs_f64()
-        );
-        let stop = future::or(async { stopping.recv().await.is_err() }, async {
-            Timer::after(delay).await;
-            false
-        })
-        .await;
-        if stop {
-            return;
-        }
-        info!("cell `{name}`: restarting its services");
     }
 }

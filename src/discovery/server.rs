@@ -138,15 +138,11 @@ async fn serve_connection(
     seat: &mut Option<Seat>,
 ) -> Result<(), Option<ServerFrame>> {
     let mut magic = [0u8; 8];
-    let hello = future::or(
-        async {
-            futures_lite::AsyncReadExt::read_exact(reader, &mut magic)
-                .await
-                .map_err(FrameError::Io)
-        },
-        hello_timeout("the greeting"),
+    let hello = within(
+        futures_lite::AsyncReadExt::read_exact(reader, &mut magic),
+        "the greeting",
     )
-    .await;
+    .await?;
     match hello {
         Ok(()) if &magic == MAGIC => {}
         Ok(()) => {
@@ -156,13 +152,9 @@ async fn serve_connection(
                 "not an exo join client, or another version of the join protocol (expected EXOJOIN1)",
             )));
         }
-        Err(FrameError::Malformed(what)) => {
-            return Err(Some(ServerFrame::error(ErrorCode::Timeout, what)))
-        }
         Err(_) => return Err(None),
     }
-    let first = future::or(frame::read(reader), hello_timeout("OPEN or CLAIM")).await;
-    let first = decode(first)?;
+    let first = decode(within(frame::read(reader), "OPEN or CLAIM").await?)?;
     let now = shared.now_ms();
     match first {
         ClientFrame::Open => {
@@ -233,14 +225,19 @@ async fn serve_connection(
         };
         let to = shared.registry().relay(slot, party);
         match to {
-            Ok(to) => {
-                if to.try_send(ServerFrame::Relay(data)).is_err() {
+            Ok(to) => match to.try_send(ServerFrame::Relay(data)) {
+                Ok(()) => {}
+                // The other party's connection is ending: it left.
+                Err(async_channel::TrySendError::Closed(_)) => {
+                    return Err(Some(ServerFrame::PeerLeft))
+                }
+                Err(async_channel::TrySendError::Full(_)) => {
                     return Err(Some(ServerFrame::error(
                         ErrorCode::PeerStalled,
                         "the other party does not read its messages",
-                    )));
+                    )))
                 }
-            }
+            },
             Err(refusal) => {
                 tracing::info!("slot {slot}: {refusal}");
                 return Err(Some(ServerFrame::error(
@@ -252,12 +249,22 @@ async fn serve_connection(
     }
 }
 
-async fn hello_timeout<T>(what: &str) -> Result<T, FrameError> {
-    async_io::Timer::after(HELLO_TIMEOUT).await;
-    Err(FrameError::Malformed(format!(
-        "nothing received in {} s while waiting for {what}",
-        HELLO_TIMEOUT.as_secs()
-    )))
+/// `reading`'s result if it comes within [`HELLO_TIMEOUT`], else the TIMEOUT error to send.
+async fn within<T>(
+    reading: impl std::future::Future<Output = T>,
+    what: &str,
+) -> Result<T, Option<ServerFrame>> {
+    let timeout = async {
+        async_io::Timer::after(HELLO_TIMEOUT).await;
+        Err(Some(ServerFrame::error(
+            ErrorCode::Timeout,
+            format!(
+                "nothing received in {} s while waiting for {what}",
+                HELLO_TIMEOUT.as_secs()
+            ),
+        )))
+    };
+    future::or(async { Ok(reading.await) }, timeout).await
 }
 
 fn decode(read: Result<(u8, Vec<u8>), FrameError>) -> Result<ClientFrame, Option<ServerFrame>> {

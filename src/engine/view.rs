@@ -8,8 +8,8 @@
 
 use super::vote::VoteState;
 use crate::chain::{
-    Block, BlockHeader, ChainStore, Location, Membership, Operation, OperationId, StoreError,
-    BLOCK_SIZE_BYTES_MAX,
+    Block, BlockHeader, ChainStore, Location, Membership, Operation, OperationId, SignedMembership,
+    StoreError, BLOCK_SIZE_BYTES_MAX,
 };
 
 /// Read access to the committed chain and the pending store.
@@ -51,7 +51,27 @@ pub fn membership_at(
     initial: &Membership,
     height: u64,
 ) -> Result<Membership, StoreError> {
+    fold_membership(view, initial, height).map(|(membership, _)| membership)
+}
+
+/// The last membership change that took effect in blocks `1..=height`, if any: the signed
+/// document in force after `height` (the daemon rewrites `cell.toml` from it when the file is
+/// behind the chain, after a crash between a commit and the rewrite).
+pub fn last_change(
+    view: &dyn ChainView,
+    initial: &Membership,
+    height: u64,
+) -> Result<Option<SignedMembership>, StoreError> {
+    fold_membership(view, initial, height).map(|(_, change)| change)
+}
+
+fn fold_membership(
+    view: &dyn ChainView,
+    initial: &Membership,
+    height: u64,
+) -> Result<(Membership, Option<SignedMembership>), StoreError> {
     let mut membership = initial.clone();
+    let mut last = None;
     let mut next = 1;
     while next <= height {
         let blocks = view.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
@@ -59,11 +79,13 @@ pub fn membership_at(
             break;
         }
         for block in blocks.iter().take_while(|b| b.height() <= height) {
-            membership.apply_block(block);
+            if let Some(change) = membership.apply_block(block) {
+                last = Some(change);
+            }
         }
         next = blocks.last().map_or(height, |b| b.height()) + 1;
     }
-    Ok(membership)
+    Ok((membership, last))
 }
 
 impl ChainView for ChainStore {

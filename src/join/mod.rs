@@ -21,3 +21,5 @@ pub use session::{KIND_CONFIRM, KIND_PAKE, KIND_SEALED};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;

@@ -23,20 +23,18 @@ pub struct Pin {
 
 impl Pin {
     /// A PIN for `slot` with a secret drawn from the system's random source.
-    pub fn generate(slot: u32) -> Pin {
+    pub fn generate(slot: u32) -> Result<Pin, getrandom::Error> {
         // Rejection sampling keeps the six digits uniform.
         let limit = u32::MAX - u32::MAX % 1_000_000;
         loop {
             let mut bytes = [0u8; 4];
-            if getrandom::getrandom(&mut bytes).is_err() {
-                continue;
-            }
+            getrandom::getrandom(&mut bytes)?;
             let value = u32::from_le_bytes(bytes);
             if value < limit {
-                return Pin {
+                return Ok(Pin {
                     slot,
                     secret: value % 1_000_000,
-                };
+                });
             }
         }
     }
@@ -139,7 +137,7 @@ mod tests {
     #[test]
     fn generated_secrets_have_six_digits() {
         for _ in 0..100 {
-            let pin = Pin::generate(7);
+            let pin = Pin::generate(7).unwrap();
             assert!(pin.secret < 1_000_000);
             assert_eq!(pin.to_string().parse::<Pin>().unwrap(), pin);
         }

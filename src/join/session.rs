@@ -197,6 +197,21 @@ fn unexpected(message: Message, waiting_for: &str) -> JoinError {
     }
 }
 
+/// A call that does not fit the party's state (a caller's bug, or a message out of order).
+fn expect_state<S: PartialEq + std::fmt::Debug>(
+    side: &str,
+    now: S,
+    wanted: S,
+) -> Result<(), JoinError> {
+    if now == wanted {
+        Ok(())
+    } else {
+        Err(JoinError::Protocol(format!(
+            "the {side} side is in state {now:?}, not {wanted:?}"
+        )))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum JoinerState {
     Handshake,
@@ -313,14 +328,7 @@ impl Joiner {
     }
 
     fn expect(&self, state: JoinerState) -> Result<(), JoinError> {
-        if self.state == state {
-            Ok(())
-        } else {
-            Err(JoinError::Protocol(format!(
-                "the joining side is in state {:?}, not {state:?}",
-                self.state
-            )))
-        }
+        expect_state("joining", self.state, state)
     }
 }
 
@@ -436,13 +444,6 @@ impl Member {
     }
 
     fn expect(&self, state: MemberState) -> Result<(), JoinError> {
-        if self.state == state {
-            Ok(())
-        } else {
-            Err(JoinError::Protocol(format!(
-                "the member side is in state {:?}, not {state:?}",
-                self.state
-            )))
-        }
+        expect_state("member", self.state, state)
     }
 }

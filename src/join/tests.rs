@@ -45,6 +45,16 @@ fn handshake(joiner_pin: Pin, member_pin: Pin) -> (Joiner, Member, Vec<Vec<u8>>)
     (joiner, member, log)
 }
 
+/// Starts both parties and exchanges the PAKE messages; returns the confirmations they then
+/// send: the member's, the joiner's.
+fn exchange_pake(joiner: &mut Joiner, member: &mut Member) -> (Vec<u8>, Vec<u8>) {
+    let j_pake = joiner.start(OsRng).unwrap();
+    let m_pake = member.start(OsRng).unwrap();
+    let m_confirm = member.receive(&j_pake).unwrap().send.remove(0);
+    let j_confirm = joiner.receive(&m_pake).unwrap().send.remove(0);
+    (m_confirm, j_confirm)
+}
+
 fn cell_for(request: &Request, cell_key: &Keypair) -> CellConfig {
     CellConfig {
         id: cell_key.public(),
@@ -100,10 +110,7 @@ fn wrong_pin_fails_on_both_sides_and_reveals_no_request() {
     let node = Keypair::generate();
     let mut joiner = Joiner::new(PIN, request(&node));
     let mut member = Member::new(other);
-    let j_pake = joiner.start(OsRng).unwrap();
-    let m_pake = member.start(OsRng).unwrap();
-    let m_confirm = member.receive(&j_pake).unwrap().send.remove(0);
-    let j_confirm = joiner.receive(&m_pake).unwrap().send.remove(0);
+    let (m_confirm, j_confirm) = exchange_pake(&mut joiner, &mut member);
     assert_eq!(member.receive(&j_confirm).unwrap_err(), JoinError::WrongPin);
     assert_eq!(joiner.receive(&m_confirm).unwrap_err(), JoinError::WrongPin);
     // Both are closed: nothing more is accepted or sent.
@@ -151,10 +158,7 @@ fn altered_and_reordered_messages_are_refused() {
     let node = Keypair::generate();
     let mut joiner = Joiner::new(PIN, request(&node));
     let mut member = Member::new(PIN);
-    let j_pake = joiner.start(OsRng).unwrap();
-    let m_pake = member.start(OsRng).unwrap();
-    member.receive(&j_pake).unwrap();
-    let mut confirm = joiner.receive(&m_pake).unwrap().send.remove(0);
+    let (_, mut confirm) = exchange_pake(&mut joiner, &mut member);
     confirm[5] ^= 0x80;
     assert_eq!(member.receive(&confirm).unwrap_err(), JoinError::WrongPin);
 
@@ -183,10 +187,7 @@ fn reflected_confirmation_reads_as_wrong_pin() {
     let node = Keypair::generate();
     let mut joiner = Joiner::new(PIN, request(&node));
     let mut member = Member::new(PIN);
-    let j_pake = joiner.start(OsRng).unwrap();
-    let m_pake = member.start(OsRng).unwrap();
-    member.receive(&j_pake).unwrap();
-    let own_confirm = joiner.receive(&m_pake).unwrap().send.remove(0);
+    let (_, own_confirm) = exchange_pake(&mut joiner, &mut member);
     assert_eq!(
         joiner.receive(&own_confirm).unwrap_err(),
         JoinError::WrongPin
@@ -211,14 +212,39 @@ fn a_forged_request_is_refused_by_the_member() {
     forged.roles.push(Role::AppHost); // signature no longer matches
     let mut joiner = Joiner::new(PIN, forged);
     let mut member = Member::new(PIN);
-    let j_pake = joiner.start(OsRng).unwrap();
-    let m_pake = member.start(OsRng).unwrap();
-    let m_confirm = member.receive(&j_pake).unwrap().send.remove(0);
-    let j_confirm = joiner.receive(&m_pake).unwrap().send.remove(0);
+    let (m_confirm, j_confirm) = exchange_pake(&mut joiner, &mut member);
     member.receive(&j_confirm).unwrap();
     let sealed_request = joiner.receive(&m_confirm).unwrap().send.remove(0);
     assert!(matches!(
         member.receive(&sealed_request),
         Err(JoinError::Invalid(_))
     ));
+}
+
+#[test]
+fn random_bytes_in_any_state_are_refused_without_panicking() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..500 {
+        let len = rng.usize(0..200);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        // Well-formed kinds with garbage bodies reach deeper.
+        if let Some(first) = bytes.first_mut() {
+            *first = 1 + (round % 3) as u8;
+        }
+        let (mut joiner, mut member, _) = handshake(PIN, PIN);
+        assert!(joiner.receive(&bytes).is_err());
+        assert!(member.receive(&bytes).is_err());
+        let mut fresh = Member::new(PIN);
+        fresh.start(OsRng).unwrap();
+        let _ = fresh.receive(&bytes);
+    }
+    for text in [
+        &b"{}"[..],
+        b"[]",
+        b"null",
+        b"{\"type\":\"answer\"}",
+        b"\xff\xfe",
+    ] {
+        assert!(Message::from_json(text).is_err());
+    }
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,11 @@ struct Shared {
     next_request_id: AtomicU64,
     /// When anything was last received, µs since the Unix epoch (for `exo status`).
     last_received_us: AtomicU64,
+    /// When the session was established.
+    opened: Instant,
+    /// Whether anything arrived from the peer: a node that refuses our key as a member
+    /// closes right after the handshake, before sending anything.
+    received_any: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -127,9 +132,24 @@ impl Connection {
         self.shared.remote
     }
 
+    /// The cell this connection is for.
+    pub fn cell(&self) -> PublicKey {
+        self.shared.cell
+    }
+
+    /// Whether anything was received from the peer.
+    pub fn received_any(&self) -> bool {
+        self.shared.received_any.load(Ordering::Relaxed)
+    }
+
     /// The other end's socket address, for logs.
     pub fn address(&self) -> &str {
         &self.shared.address
+    }
+
+    /// How long the session has been up.
+    pub fn age(&self) -> Duration {
+        self.shared.opened.elapsed()
     }
 
     /// When anything was last received from the other end, µs since the Unix epoch.
@@ -234,6 +254,8 @@ impl Pending {
             subscriptions: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
             last_received_us: AtomicU64::new(crate::clock::now_us()),
+            opened: Instant::now(),
+            received_any: AtomicBool::new(false),
         };
         Pending {
             connection: Connection {
@@ -317,6 +339,7 @@ impl Pending {
             }
             match event {
                 Event::Received(Ok(envelope)) => {
+                    shared.received_any.store(true, Ordering::Relaxed);
                     if let Some(reason) =
                         dispatch(&connection, envelope, &services, &in_flight).await
                     {

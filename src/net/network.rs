@@ -9,7 +9,7 @@
 //! Architecture invariant: the network knows cells only as member lists and peer addresses.
 //! It does not read config files; the daemon gives it what it needs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,11 @@ pub const HANDSHAKES_MAX: usize = 128;
 pub const FALLBACK_DIAL_GRACE: Duration = Duration::from_secs(10);
 /// How long a ping between nodes may take before the peer counts as unreachable.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// A link older than this is no dialing race: a second connection with the same peer key
+/// while it still answers comes from another node holding that key.
+pub const SETTLED_LINK_AGE: Duration = Duration::from_secs(5);
+/// How long the existing link may take to answer before the newcomer replaces it.
+const CLONE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Another node of a cell, as the network needs it.
 #[derive(Debug, Clone)]
@@ -78,6 +83,11 @@ struct Link {
     last_seen_us: Option<u64>,
 }
 
+/// Why a connection from a second node with a peer's key is closed: what that node logs.
+pub const DUPLICATE_KEY: &str = "another node with this node's key is already connected: \
+    two nodes share one node key (was a node directory copied?); give this node its own \
+    identity with `exo node init` in a new directory and join it to the cell";
+
 /// The link to one peer, as [`Network::peer_links`] reports it.
 #[derive(Debug, Clone)]
 pub struct PeerLink {
@@ -102,7 +112,11 @@ enum Direction {
 
 struct Inner {
     keypair: Keypair,
-    cells: HashMap<PublicKey, CellNet>,
+    /// The cells served, replaced at runtime when a membership change commits
+    /// ([`Network::update_cell`]).
+    cells: Mutex<HashMap<PublicKey, CellNet>>,
+    /// The (cell, peer) pairs that have a dialer running.
+    dialers: Mutex<HashSet<(PublicKey, PublicKey)>>,
     services: Arc<dyn Services>,
     links: Mutex<HashMap<(PublicKey, PublicKey), Link>>,
     connections: Mutex<HashMap<u64, Connection>>,
@@ -129,7 +143,8 @@ impl Network {
     pub fn new(keypair: Keypair, cells: Vec<CellNet>, services: Arc<dyn Services>) -> Network {
         let inner = Inner {
             keypair,
-            cells: cells.into_iter().map(|cell| (cell.id, cell)).collect(),
+            cells: Mutex::new(cells.into_iter().map(|cell| (cell.id, cell)).collect()),
+            dialers: Mutex::new(HashSet::new()),
             services,
             links: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
@@ -174,7 +189,7 @@ impl Network {
         smol::spawn(async move {
             let _ = stream.set_nodelay(true);
             let inner = &network.inner;
-            let members_of = |cell: &PublicKey| inner.cells.get(cell).map(|c| c.members.clone());
+            let members_of = |cell: &PublicKey| network.cell(cell).map(|c| c.members);
             let result = session::respond(stream, &inner.keypair, members_of).await;
             inner.handshakes.fetch_sub(1, Ordering::AcqRel);
             match result {
@@ -196,7 +211,8 @@ impl Network {
         .detach();
     }
 
-    /// Registers a new session, runs it to its end, and unregisters it.
+    /// Registers a new session, runs it to its end, and unregisters it. Returns whether
+    /// anything was received from the peer.
     async fn run(
         &self,
         session: session::Session<TcpStream>,
@@ -204,7 +220,7 @@ impl Network {
         remote: PublicKey,
         address: String,
         direction: Direction,
-    ) {
+    ) -> bool {
         let inner = &self.inner;
         let initiator = match direction {
             Direction::Outbound => inner.keypair.public(),
@@ -215,11 +231,23 @@ impl Network {
         let connection = pending.connection().clone();
         lock(&inner.connections).insert(id, connection.clone());
         let mut peer_name = self.peer_name(&cell, &remote);
-        let cell_name = inner
-            .cells
-            .get(&cell)
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
+        let cell_name = self.cell(&cell).map(|c| c.name).unwrap_or_default();
+        if let (Some(name), Some(existing)) = (&peer_name, self.link(&cell, &remote)) {
+            // A settled link that still answers: this is a second node with the same key.
+            if existing.age() >= SETTLED_LINK_AGE
+                && existing.ping(CLONE_PROBE_TIMEOUT).await.is_ok()
+            {
+                warn!(
+                    "cell `{cell_name}`: `{name}` ({}) is connected from {} and another node \
+                     with its key connected from {address}: two nodes share one node key (a \
+                     node directory copied to another machine?); the second is refused",
+                    remote.fingerprint(),
+                    existing.address()
+                );
+                connection.close(DUPLICATE_KEY);
+                peer_name = None;
+            }
+        }
         if let Some(name) = peer_name.clone() {
             let admitted = {
                 let mut links = lock(&inner.links);
@@ -290,11 +318,28 @@ impl Network {
                 remote.fingerprint()
             );
         }
+        connection.received_any()
+    }
+
+    /// A peer ended a link it accepted before sending anything: what a node does when the
+    /// key that dialed it is not a member of the cell. Said once per peer until a link works.
+    fn refused_after_handshake(&self, cell: &PublicKey, peer: &PeerNode) {
+        let cell_name = self.cell(cell).map(|c| c.name).unwrap_or_default();
+        let reason = format!(
+            "`{}` closed the link right after the handshake: it does not take this node as a member of cell `{cell_name}` (was this node removed from the cell, maybe while it was down?)",
+            peer.name
+        );
+        let mut links = lock(&self.inner.links);
+        let link = links.entry((*cell, peer.id)).or_default();
+        if link.last_error.as_deref() != Some(reason.as_str()) {
+            warn!("{reason}");
+        }
+        link.last_error = Some(reason);
     }
 
     /// The name of `node` if it is another node with a role in `cell` (a peer, not a client).
     fn peer_name(&self, cell: &PublicKey, node: &PublicKey) -> Option<String> {
-        let cell = self.inner.cells.get(cell)?;
+        let cell = self.cell(cell)?;
         cell.peers
             .iter()
             .find(|p| p.id == *node)
@@ -307,29 +352,95 @@ impl Network {
     /// [`FALLBACK_DIAL_GRACE`]: if the preferred side cannot reach this node's address (a
     /// NAT, a wrong address), the link still forms the other way.
     pub fn start_dialers(&self) {
-        let me = self.inner.keypair.public();
-        for cell in self.inner.cells.values() {
-            for peer in &cell.peers {
-                if peer.addresses.is_empty() {
-                    continue;
-                }
-                let preferred = !cell.dialable || me.to_bytes() < peer.id.to_bytes();
-                let grace = if preferred {
-                    Duration::ZERO
-                } else {
-                    FALLBACK_DIAL_GRACE
-                };
-                let network = self.clone();
-                let (cell, peer) = (cell.id, peer.clone());
-                smol::spawn(async move { network.dial_loop(cell, peer, grace).await }).detach();
-            }
+        let cells: Vec<CellNet> = lock(&self.inner.cells).values().cloned().collect();
+        for cell in &cells {
+            self.start_cell_dialers(cell);
         }
     }
 
-    async fn dial_loop(&self, cell: PublicKey, peer: PeerNode, grace: Duration) {
+    /// Starts a dialer for each peer of `cell` that has an address and no dialer yet.
+    fn start_cell_dialers(&self, cell: &CellNet) {
+        let me = self.inner.keypair.public();
+        for peer in &cell.peers {
+            if peer.addresses.is_empty() || !lock(&self.inner.dialers).insert((cell.id, peer.id)) {
+                continue;
+            }
+            let preferred = !cell.dialable || me.to_bytes() < peer.id.to_bytes();
+            let grace = if preferred {
+                Duration::ZERO
+            } else {
+                FALLBACK_DIAL_GRACE
+            };
+            let network = self.clone();
+            let (cell, peer) = (cell.id, peer.id);
+            smol::spawn(async move {
+                network.dial_loop(cell, peer, grace).await;
+                lock(&network.inner.dialers).remove(&(cell, peer));
+            })
+            .detach();
+        }
+    }
+
+    /// The cell `id` as the network serves it now.
+    fn cell(&self, id: &PublicKey) -> Option<CellNet> {
+        lock(&self.inner.cells).get(id).cloned()
+    }
+
+    /// The peer `node` of `cell` with its current addresses, if it still is one.
+    fn current_peer(&self, cell: &PublicKey, node: &PublicKey) -> Option<PeerNode> {
+        lock(&self.inner.cells)
+            .get(cell)?
+            .peers
+            .iter()
+            .find(|p| p.id == *node && !p.addresses.is_empty())
+            .cloned()
+    }
+
+    /// Replaces what the network knows of a cell after a membership change, without a
+    /// restart: connections of keys that are no longer members are closed (and refused at
+    /// the handshake from now on), dialers start for new peers, and a removed peer's dialer
+    /// stops at its next attempt.
+    pub fn update_cell(&self, cell: CellNet) {
+        let removed: Vec<Connection> = lock(&self.inner.connections)
+            .values()
+            .filter(|c| c.cell() == cell.id && !cell.members.contains(&c.remote()))
+            .cloned()
+            .collect();
+        let id = cell.id;
+        lock(&self.inner.cells).insert(id, cell.clone());
+        for connection in removed {
+            info!(
+                "closing the link to {} in cell `{}`: it is no longer a member",
+                connection.remote().fingerprint(),
+                cell.name
+            );
+            connection.close("no longer a member of the cell");
+        }
+        self.start_cell_dialers(&cell);
+    }
+
+    /// Stops serving a cell (this node was removed from it): its connections are closed,
+    /// its dialers stop, and connections for it are refused.
+    pub fn remove_cell(&self, id: &PublicKey, reason: &str) {
+        lock(&self.inner.cells).remove(id);
+        let closing: Vec<Connection> = lock(&self.inner.connections)
+            .values()
+            .filter(|c| c.cell() == *id)
+            .cloned()
+            .collect();
+        for connection in closing {
+            connection.close(reason);
+        }
+    }
+
+    async fn dial_loop(&self, cell: PublicKey, node: PublicKey, grace: Duration) {
         let mut backoff = Backoff::new();
         let mut down_since = Instant::now();
         loop {
+            // The peer as the cell knows it now: gone after a membership change removed it.
+            let Some(peer) = self.current_peer(&cell, &node) else {
+                return;
+            };
             let linked = self.link(&cell, &peer.id).is_some();
             if linked {
                 down_since = Instant::now();
@@ -353,8 +464,12 @@ impl Network {
                     backoff.reset();
                     // Not raced with the shutdown: shutdown closes the connection, and `run`
                     // must finish to unregister it.
-                    self.run(session, cell, peer.id, address, Direction::Outbound)
+                    let received_any = self
+                        .run(session, cell, peer.id, address, Direction::Outbound)
                         .await;
+                    if !received_any {
+                        self.refused_after_handshake(&cell, &peer);
+                    }
                     down_since = Instant::now();
                 }
                 Some(Err(err)) => {
@@ -424,7 +539,7 @@ impl Network {
 
     /// The state of the link to every peer of `cell`, in the cell's order.
     pub fn peer_links(&self, cell: &PublicKey) -> Vec<PeerLink> {
-        let Some(cell_net) = self.inner.cells.get(cell) else {
+        let Some(cell_net) = lock(&self.inner.cells).get(cell).cloned() else {
             return Vec::new();
         };
         let links = lock(&self.inner.links);
@@ -486,7 +601,7 @@ impl Network {
 
     /// Pings every peer of `cell` over its link, in the cell's order.
     pub async fn ping_peers(&self, cell: &PublicKey) -> Vec<PeerPing> {
-        let Some(cell_net) = self.inner.cells.get(cell) else {
+        let Some(cell_net) = self.cell(cell) else {
             return Vec::new();
         };
         let pings = cell_net.peers.iter().map(|peer| {

@@ -39,19 +39,41 @@ pub struct HistoryEntry {
     pub mutations: Vec<Mutation>,
 }
 
-/// Every operation that touched an entity, sorted by operation id, each once.
+/// Every operation that touched an entity, sorted by operation id, each once; after garbage
+/// collection, the state its oldest operations left instead of them.
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct EntityHistory {
     /// The entity.
     pub id: String,
-    /// Sorted by operation id, no duplicates.
+    /// What garbage collection kept of the operations it folded away, if it ran.
+    pub compacted: Option<Compacted>,
+    /// Sorted by operation id, no duplicates, all after `compacted.through`.
     pub entries: Vec<HistoryEntry>,
 }
 
+/// The state an entity's oldest operations left, kept by garbage collection instead of them
+/// (`spec/store.md` section 10): folding the remaining entries from it gives the same entity
+/// as folding every operation, less what the retention period let go.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Compacted {
+    /// The last operation folded in: an operation at or below it is never folded again.
+    pub through: OperationId,
+    /// The traits as the fold left them, sorted by trait id; deleted ones are dropped once
+    /// their deletion is older than the retention period.
+    pub traits: Vec<TraitState>,
+    /// The entity's status after these operations (absent once a deletion is collected).
+    pub status: EntityStatus,
+    /// When it last became live, if it is live or deleted.
+    pub created_us: Option<u64>,
+    /// When it was deleted, if it is deleted.
+    pub deleted_us: Option<u64>,
+}
+
 /// Whether an entity exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum EntityStatus {
-    /// Operations touched it but none ever put a trait: it is not returned by queries.
+    /// Operations touched it but none ever put a trait (or its deletion was collected): it
+    /// is not returned by queries.
     Absent,
     /// It has at least one live trait.
     Live,
@@ -60,7 +82,7 @@ pub enum EntityStatus {
 }
 
 /// A trait as the fold leaves it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub struct TraitState {
     /// Its last put content (kept after deletion).
     pub value: Trait,
@@ -109,24 +131,128 @@ impl Entity {
     }
 }
 
+/// The fold in progress: what the operations applied so far left.
+struct Fold {
+    traits: Vec<TraitState>,
+    status: EntityStatus,
+    created_us: Option<u64>,
+    deleted_us: Option<u64>,
+}
+
+impl Fold {
+    fn start(compacted: Option<&Compacted>) -> Fold {
+        match compacted {
+            Some(c) => Fold {
+                traits: c.traits.clone(),
+                status: c.status,
+                created_us: c.created_us,
+                deleted_us: c.deleted_us,
+            },
+            None => Fold {
+                traits: Vec::new(),
+                status: EntityStatus::Absent,
+                created_us: None,
+                deleted_us: None,
+            },
+        }
+    }
+
+    /// Applies one operation's mutations, then the status change it makes (an operation is
+    /// atomic).
+    fn apply(&mut self, entry: &HistoryEntry) {
+        let op = entry.operation;
+        let time = op.time_us;
+        let traits = &mut self.traits;
+        for mutation in &entry.mutations {
+            match mutation {
+                Mutation::PutTrait { value, .. } => {
+                    match traits.binary_search_by(|t| t.value.id.cmp(&value.id)) {
+                        Ok(i) => {
+                            let state = &mut traits[i];
+                            if state.deleted_us.is_some() {
+                                state.created_us = time;
+                                state.deleted_us = None;
+                            }
+                            state.value = value.clone();
+                            state.updated_us = time;
+                            state.version = op;
+                        }
+                        Err(i) => traits.insert(
+                            i,
+                            TraitState {
+                                value: value.clone(),
+                                created_us: time,
+                                updated_us: time,
+                                deleted_us: None,
+                                version: op,
+                            },
+                        ),
+                    }
+                }
+                Mutation::DeleteTrait { trait_id, .. } => {
+                    if let Ok(i) = traits.binary_search_by(|t| t.value.id.cmp(trait_id)) {
+                        let state = &mut traits[i];
+                        if state.deleted_us.is_none() {
+                            state.deleted_us = Some(time);
+                            state.version = op;
+                        }
+                    }
+                }
+                Mutation::DeleteEntity { .. } => {
+                    for state in traits.iter_mut().filter(|t| t.deleted_us.is_none()) {
+                        state.deleted_us = Some(time);
+                        state.version = op;
+                    }
+                }
+                Mutation::Check { .. } => {}
+            }
+        }
+        let live = traits.iter().any(|t| t.deleted_us.is_none());
+        match (self.status, live) {
+            (EntityStatus::Absent | EntityStatus::Deleted, true) => {
+                self.status = EntityStatus::Live;
+                self.created_us = Some(time);
+                self.deleted_us = None;
+            }
+            (EntityStatus::Live, false) => {
+                self.status = EntityStatus::Deleted;
+                self.deleted_us = Some(time);
+            }
+            _ => {}
+        }
+    }
+}
+
 impl EntityHistory {
     /// An empty history.
     pub fn new(id: impl Into<String>) -> EntityHistory {
         EntityHistory {
             id: id.into(),
+            compacted: None,
             entries: Vec::new(),
         }
     }
 
+    /// Whether garbage collection already folded away the operations up to `operation`:
+    /// such an operation is not folded again ([`EntityHistory::insert`] ignores it).
+    pub fn compacted_past(&self, operation: OperationId) -> bool {
+        self.compacted
+            .as_ref()
+            .is_some_and(|c| operation <= c.through)
+    }
+
     /// Records an operation's mutations of this entity. An operation already recorded only
-    /// has its `committed` flag raised (operations never change content). Returns whether
-    /// anything changed.
+    /// has its `committed` flag raised (operations never change content); one at or below
+    /// the compacted state is ignored. Returns whether anything changed.
     pub fn insert(
         &mut self,
         operation: OperationId,
         committed: bool,
         mutations: Vec<Mutation>,
     ) -> bool {
+        if self.compacted_past(operation) {
+            return false;
+        }
         match self
             .entries
             .binary_search_by(|e| e.operation.cmp(&operation))
@@ -157,87 +283,86 @@ impl EntityHistory {
             .entries
             .windows(2)
             .all(|w| w[0].operation < w[1].operation));
-        let mut traits: Vec<TraitState> = Vec::new();
-        let mut status = EntityStatus::Absent;
-        let mut created_us = None;
-        let mut deleted_us = None;
+        let mut fold = Fold::start(self.compacted.as_ref());
         for entry in &self.entries {
-            let op = entry.operation;
-            let time = op.time_us;
-            for mutation in &entry.mutations {
-                match mutation {
-                    Mutation::PutTrait { value, .. } => {
-                        match traits.binary_search_by(|t| t.value.id.cmp(&value.id)) {
-                            Ok(i) => {
-                                let state = &mut traits[i];
-                                if state.deleted_us.is_some() {
-                                    state.created_us = time;
-                                    state.deleted_us = None;
-                                }
-                                state.value = value.clone();
-                                state.updated_us = time;
-                                state.version = op;
-                            }
-                            Err(i) => traits.insert(
-                                i,
-                                TraitState {
-                                    value: value.clone(),
-                                    created_us: time,
-                                    updated_us: time,
-                                    deleted_us: None,
-                                    version: op,
-                                },
-                            ),
-                        }
-                    }
-                    Mutation::DeleteTrait { trait_id, .. } => {
-                        if let Ok(i) = traits.binary_search_by(|t| t.value.id.cmp(trait_id)) {
-                            let state = &mut traits[i];
-                            if state.deleted_us.is_none() {
-                                state.deleted_us = Some(time);
-                                state.version = op;
-                            }
-                        }
-                    }
-                    Mutation::DeleteEntity { .. } => {
-                        for state in traits.iter_mut().filter(|t| t.deleted_us.is_none()) {
-                            state.deleted_us = Some(time);
-                            state.version = op;
-                        }
-                    }
-                    Mutation::Check { .. } => {}
-                }
-            }
-            // The entity's status changes at operation boundaries: one operation is atomic.
-            let live = traits.iter().any(|t| t.deleted_us.is_none());
-            match (status, live) {
-                (EntityStatus::Absent | EntityStatus::Deleted, true) => {
-                    status = EntityStatus::Live;
-                    created_us = Some(time);
-                    deleted_us = None;
-                }
-                (EntityStatus::Live, false) => {
-                    status = EntityStatus::Deleted;
-                    deleted_us = Some(time);
-                }
-                _ => {}
-            }
+            fold.apply(entry);
         }
-        let version = self
-            .entries
-            .last()
-            .map(|e| e.operation)
-            .unwrap_or(OperationId::MIN);
+        let version = match (self.entries.last(), &self.compacted) {
+            (Some(entry), _) => entry.operation,
+            (None, Some(compacted)) => compacted.through,
+            (None, None) => OperationId::MIN,
+        };
         Entity {
             id: self.id.clone(),
-            traits,
-            status,
-            created_us,
+            traits: fold.traits,
+            status: fold.status,
+            created_us: fold.created_us,
             updated_us: version.time_us,
-            deleted_us,
+            deleted_us: fold.deleted_us,
             version,
             pending: self.entries.iter().any(|e| !e.committed),
         }
+    }
+
+    /// Garbage collection with retention horizon `horizon_us` (an operation time): folds the
+    /// leading committed operations older than the horizon into the compacted state, then
+    /// drops from it the traits deleted before the horizon, and forgets an entity deleted
+    /// before it (it becomes absent). The current state is kept: [`EntityHistory::fold`]
+    /// gives the same entity, less those deletions. Returns whether anything changed.
+    pub fn compact(&mut self, horizon_us: u64) -> bool {
+        let count = self
+            .entries
+            .iter()
+            .take_while(|e| e.committed && e.operation.time_us < horizon_us)
+            .count();
+        let mut changed = false;
+        if let Some(last) = count.checked_sub(1).map(|i| self.entries[i].operation) {
+            let mut fold = Fold::start(self.compacted.as_ref());
+            for entry in self.entries.drain(..count) {
+                fold.apply(&entry);
+            }
+            self.compacted = Some(Compacted {
+                through: last,
+                traits: fold.traits,
+                status: fold.status,
+                created_us: fold.created_us,
+                deleted_us: fold.deleted_us,
+            });
+            changed = true;
+        }
+        if let Some(compacted) = &mut self.compacted {
+            let before = compacted.traits.len();
+            compacted
+                .traits
+                .retain(|t| t.deleted_us.is_none_or(|d| d >= horizon_us));
+            changed |= compacted.traits.len() != before;
+            let gone = compacted.deleted_us.is_some_and(|d| d < horizon_us);
+            if compacted.status == EntityStatus::Deleted && gone {
+                // Every trait was deleted at or before the entity: all dropped above.
+                debug_assert!(compacted.traits.is_empty());
+                compacted.status = EntityStatus::Absent;
+                compacted.created_us = None;
+                compacted.deleted_us = None;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The earliest operation time after which [`EntityHistory::compact`] has work: it has
+    /// none while the horizon is at or before it. `None`: nothing to collect until more
+    /// operations come.
+    pub fn collectable_from_us(&self) -> Option<u64> {
+        let first = self
+            .entries
+            .first()
+            .filter(|e| e.committed)
+            .map(|e| e.operation.time_us);
+        let deletions = self.compacted.iter().flat_map(|c| {
+            let entity = c.deleted_us.filter(|_| c.status == EntityStatus::Deleted);
+            c.traits.iter().filter_map(|t| t.deleted_us).chain(entity)
+        });
+        first.into_iter().chain(deletions).min()
     }
 }
 

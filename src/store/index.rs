@@ -44,16 +44,18 @@ use crate::chain::OperationId;
 
 /// Bumped whenever what a document holds changes meaning: an index of another format is
 /// rebuilt at open.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 /// The manifest's file name in the index folder.
 pub const MANIFEST_FILE: &str = "exo-manifest.json";
 /// Memory tantivy's writer may use before flushing a segment (its minimum is 15 MB).
 pub const WRITER_HEAP_BYTES: usize = 20_000_000;
 /// Operations folded per commit during a rebuild (bounds the rebuild's memory).
 pub const REBUILD_CHUNK_OPERATIONS: usize = 2_000;
-/// Largest stored history of one entity that is read back (before garbage collection
-/// exists, a hot entity's history only grows).
+/// Largest stored history of one entity that is read back (a hot entity's history grows
+/// for the retention period before garbage collection compacts it).
 pub const HISTORY_BYTES_MAX: usize = 256 << 20;
+/// Entities rewritten per commit by garbage collection (bounds its memory).
+pub const GC_CHUNK_ENTITIES: usize = 1_000;
 
 // Fixed index fields. Names start with `_`; mapped fields with `f.`, `t.` or `s.`.
 pub(crate) const F_ID: &str = "_id";
@@ -66,6 +68,7 @@ pub(crate) const F_CREATED: &str = "_created";
 pub(crate) const F_UPDATED: &str = "_updated";
 pub(crate) const F_ID_HASH: &str = "_idhash";
 pub(crate) const F_STATE: &str = "_state";
+pub(crate) const F_GC: &str = "_gc";
 
 /// `_status` values.
 pub(crate) const STATUS_ABSENT: u64 = 0;
@@ -190,6 +193,16 @@ impl From<tantivy::TantivyError> for IndexError {
     }
 }
 
+/// What a garbage collection pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Entities whose history was compacted (their document rewritten).
+    pub compacted: usize,
+    /// Of those, deleted entities whose deletion passed the retention period: no longer
+    /// returned, even with `include:deleted`.
+    pub collected: usize,
+}
+
 /// What a batch of operations did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -296,6 +309,7 @@ impl Manifest {
         b.add_u64_field(F_UPDATED, INDEXED | FAST);
         b.add_u64_field(F_ID_HASH, FAST);
         b.add_bytes_field(F_STATE, STORED);
+        b.add_u64_field(F_GC, INDEXED);
         for m in &self.fields {
             let kind = schemas
                 .get(&m.trait_type)
@@ -625,6 +639,12 @@ impl StoreIndex {
                     touched.insert(entity.to_string(), history);
                 }
                 let history = touched.get_mut(entity).expect("inserted above");
+                if history.compacted_past(operation) {
+                    // Older than what garbage collection kept: from a node that stayed away
+                    // longer than the retention period (spec/store.md section 10).
+                    tracing::warn!(%operation, entity, "an operation older than the compacted history is not folded");
+                    continue;
+                }
                 if history.insert(operation, committed, mutations) {
                     changed.insert(entity.to_string());
                 }
@@ -659,6 +679,50 @@ impl StoreIndex {
         prepared.commit()?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// Garbage collection (`spec/store.md` section 10): compacts the history of every entity
+    /// that has operations or deletions older than `horizon_us` (an operation time: now less
+    /// the retention period), committing every [`GC_CHUNK_ENTITIES`]. Entities are found by
+    /// the `_gc` field, so a pass with nothing to do reads nothing.
+    pub fn collect_garbage(&mut self, horizon_us: u64) -> Result<GcReport, IndexError> {
+        let mut report = GcReport::default();
+        let searcher = self.reader.searcher();
+        let field = self.field(F_GC)?;
+        let due = tantivy::query::RangeQuery::new(
+            std::ops::Bound::Included(Term::from_field_u64(field, 0)),
+            std::ops::Bound::Excluded(Term::from_field_u64(field, horizon_us)),
+        );
+        let mut addresses: Vec<_> = searcher
+            .search(&due, &DocSetCollector)?
+            .into_iter()
+            .collect();
+        addresses.sort();
+        let id_field = self.field(F_ID)?;
+        for chunk in addresses.chunks(GC_CHUNK_ENTITIES) {
+            let mut rewritten = 0;
+            for address in chunk {
+                let document: TantivyDocument = searcher.doc(*address)?;
+                let mut history = self.history_of(&document)?;
+                let deleted = history.fold().status == EntityStatus::Deleted;
+                if !history.compact(horizon_us) {
+                    continue;
+                }
+                if deleted && history.fold().status == EntityStatus::Absent {
+                    report.collected += 1;
+                }
+                let replacement = self.document(&history)?;
+                self.writer
+                    .delete_term(Term::from_field_text(id_field, &history.id));
+                self.writer.add_document(replacement)?;
+                rewritten += 1;
+            }
+            report.compacted += rewritten;
+            if rewritten > 0 {
+                self.commit()?;
+            }
+        }
+        Ok(report)
     }
 
     /// The stored history of an entity.
@@ -727,6 +791,8 @@ impl StoreIndex {
         doc.add_u64(self.field(F_ID_HASH)?, id_hash(&entity.id));
         doc.add_u64(self.field(F_CREATED)?, entity.created_us.unwrap_or(0));
         doc.add_u64(self.field(F_UPDATED)?, entity.updated_us);
+        let collectable = history.collectable_from_us().unwrap_or(u64::MAX);
+        doc.add_u64(self.field(F_GC)?, collectable);
         let ops = self.field(F_OPS)?;
         for entry in &history.entries {
             doc.add_text(ops, entry.operation.to_string());

@@ -43,8 +43,8 @@ pub mod response;
 pub mod schema;
 pub mod value;
 
-pub use entity::{Entity, EntityHistory, EntityStatus, HistoryEntry, TraitState};
-pub use index::{ApplyReport, Checkpoint, IndexError, Opened, RebuildReason, StoreIndex};
+pub use entity::{Compacted, Entity, EntityHistory, EntityStatus, HistoryEntry, TraitState};
+pub use index::{ApplyReport, Checkpoint, GcReport, IndexError, Opened, RebuildReason, StoreIndex};
 pub use mutation::{Entry, EntryError, Expected, Mutation, MutationError};
 pub use query::{Query, QueryError, QueryResults};
 pub use schema::{FieldKind, FieldSchema, SchemaError, Schemas, TraitSchema, ValidationError};

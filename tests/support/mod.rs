@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod proxy;
+pub mod store_log;
 
 use std::fs;
 use std::io::Read;
@@ -25,7 +26,36 @@ pub fn exo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (key, value) in env {
         command.env(key, value);
     }
-    let output: Output = command.output().expect("run exo");
+    finish(command.output().expect("run exo"))
+}
+
+/// Runs `exo -d DIR ARGS` with `input` on its standard input.
+pub fn exo_with_input(dir: &Path, args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exo"))
+        .arg("-d")
+        .arg(dir)
+        .args(args)
+        .env_remove("EXO_DIR")
+        .env_remove("EXO_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run exo");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from another thread: exo may answer (and fill its pipes) before reading it all.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("wait for exo");
+    writer.join().unwrap();
+    finish(output)
+}
+
+/// The outcome of a finished `exo`; asserts it did not panic.
+fn finish(output: Output) -> Run {
     let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -53,10 +83,14 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
 
 /// Runs a command that must fail with `code` and one `error:` line; returns that line.
 pub fn fails(dir: &Path, args: &[&str], code: i32) -> String {
-    let run = exo(dir, args);
+    error_line(&exo(dir, args), code)
+}
+
+/// Checks that a run failed with `code` and one `error:` line; returns that line.
+pub fn error_line(run: &Run, code: i32) -> String {
     assert_eq!(
         run.code, code,
-        "exo {args:?}: stdout {} stderr {}",
+        "exo: stdout {} stderr {}",
         run.stdout, run.stderr
     );
     let line = run.stderr.trim();
@@ -107,12 +141,7 @@ pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
         nodes.push(TestNode { dir, address, id });
     }
     ok(&nodes[0].dir, &["cell", "init", "--name", "home"]);
-    let cell_dir = fs::read_dir(nodes[0].dir.join("cells"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cell_dir = cell_dir(&nodes[0].dir);
     let cell_id = cell_dir.file_name().unwrap().to_string_lossy().into_owned();
     let mut toml = fs::read_to_string(cell_dir.join("cell.toml")).unwrap();
     for (i, node) in nodes.iter().enumerate().skip(1) {
@@ -134,6 +163,16 @@ pub fn cell_of(root: &Path, count: usize) -> (Vec<TestNode>, String) {
         share_chain(&nodes);
     }
     (nodes, cell_id)
+}
+
+/// The folder of the only cell of the node in `dir`.
+pub fn cell_dir(dir: &Path) -> PathBuf {
+    fs::read_dir(dir.join("cells"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
 }
 
 /// Copies the chain (its genesis) of the first node to the others, as a user would with
@@ -249,10 +288,15 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(self.child.take());
+    }
+}
+
+/// Kills and reaps a child process still running when its owner is dropped.
+fn kill(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -411,9 +455,75 @@ impl Spawned {
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(self.child.take());
     }
+}
+
+/// Creates the node directory `ROOT/NAME`, listening on (and reachable at) a free loopback port.
+pub fn new_node(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    let address = format!("127.0.0.1:{}", free_port());
+    ok(
+        &dir,
+        &[
+            "node",
+            "init",
+            "--name",
+            name,
+            "--listen",
+            &address,
+            "--address",
+            &address,
+        ],
+    );
+    dir
+}
+
+/// A running rendezvous server (`exo discovery daemon`) on a free loopback port.
+pub struct Rendezvous {
+    _process: Spawned,
+    /// Where it listens.
+    pub address: String,
+}
+
+/// Starts a rendezvous server with extra options; its logs go to `root`.
+pub fn rendezvous(root: &Path, extra: &[&str]) -> Rendezvous {
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["discovery", "daemon", "--listen", &address];
+    args.extend_from_slice(extra);
+    let name = format!("rendezvous-{}", address.replace(':', "-"));
+    let process = Spawned::start(None, &args, root, &name);
+    process.wait_output("listening on", Duration::from_secs(20));
+    Rendezvous {
+        _process: process,
+        address,
+    }
+}
+
+/// Starts `exo cell join --discovery ADDRESS ARGS` on `dir` (logs beside it, as NAME); returns
+/// it, waiting for its member, and the PIN it shows.
+pub fn start_join(dir: &Path, args: &[&str], address: &str, name: &str) -> (Spawned, String) {
+    let mut all = vec!["cell", "join", "--discovery", address];
+    all.extend_from_slice(args);
+    let join = Spawned::start(Some(dir), &all, dir.parent().unwrap(), name);
+    let pin = shown_pin(&join);
+    (join, pin)
+}
+
+/// Waits until a running `exo cell join` shows its PIN, and returns it.
+pub fn shown_pin(join: &Spawned) -> String {
+    join.wait_output("PIN: ", Duration::from_secs(20));
+    join.stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("PIN: ").map(str::to_string))
+        .unwrap()
+}
+
+/// `exo cell node add --pin PIN --discovery ADDRESS` on `dir`, with `--yes` if `yes`.
+pub fn add_by_pin(dir: &Path, pin: &str, address: &str, yes: bool) -> Run {
+    let mut args = vec!["cell", "node", "add", "--pin", pin, "--discovery", address];
+    if yes {
+        args.push("--yes");
+    }
+    exo(dir, &args)
 }
