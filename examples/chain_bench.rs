@@ -7,7 +7,9 @@
 //!   (`Input::Write` applied) to the block containing it being committed (applied), in ms,
 //!   with the engine's default config, real time, ticks every millisecond;
 //! - `simulated_3_nodes`: the commit latency of the 3-node simulation of
-//!   `tests/simulation.rs` (no faults, 1 to 5 ms network delay), in ticks of 10 ms.
+//!   `tests/simulation.rs` (no faults, 1 to 5 ms network delay), in ticks of 10 ms;
+//! - `engine_open`: the time `Engine::open` takes on a chain of 100,000 operations (1,000
+//!   blocks), which walks every block once to fold the membership changes it carries.
 //!
 //! Real LMDB in a temporary folder under the system temp dir (`$TMPDIR`, else `/tmp`), so
 //! fsync costs what the disk there costs. Every loop is bounded by a count and a deadline:
@@ -148,6 +150,40 @@ impl Bench {
         })
     }
 
+    /// `Engine::open` on a chain of `blocks` blocks of `per_block` operations: the startup
+    /// cost of folding the chain's membership changes.
+    fn engine_open(&self, blocks: u32, per_block: u32) -> Value {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let store = self.open(tmp.path());
+        let membership = Membership::new(self.cell.public(), Vec::new(), vec![self.node.public()]);
+        for _ in 0..blocks {
+            let tip = store.last_header().expect("tip").expect("genesis");
+            let ops = self.entries(&store, per_block);
+            let mut block =
+                Block::propose(&tip, &self.node.public(), tip.time_us + 1, ops).expect("block");
+            block.sign(&self.cell.public(), &self.node);
+            store.append_block(&block).expect("append");
+        }
+        let disk_bytes = store.disk_size_bytes().expect("size");
+        let started = Instant::now();
+        let engine = Engine::open(
+            Config::default(),
+            self.node.clone(),
+            membership,
+            &store,
+            micros_since_epoch() / 1_000,
+        )
+        .expect("engine");
+        let seconds = started.elapsed().as_secs_f64();
+        assert_eq!(engine.tip().height, u64::from(blocks));
+        json!({
+            "blocks": blocks,
+            "operations": u64::from(blocks) * u64::from(per_block),
+            "disk_bytes": disk_bytes,
+            "ms": seconds * 1_000.0,
+        })
+    }
+
     /// Single-node commit latency, real time: one write every `interval`, ticks every ms.
     fn commit_latency(&self) -> Value {
         let tmp = tempfile::tempdir().expect("temp dir");
@@ -233,7 +269,9 @@ fn main() {
         .map(|(batch, total)| bench.appends(batch, (total / scale).max(batch), deadline))
         .collect();
     let commit_latency = bench.commit_latency();
+    let engine_open = bench.engine_open(1_000 / scale as u32, 100);
     let report = json!({
+        "engine_open": engine_open,
         "temp_dir": std::env::temp_dir(),
         "appends": appends,
         "commit_latency": commit_latency,

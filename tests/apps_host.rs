@@ -190,6 +190,7 @@ fn hostile_apps_are_stopped_with_their_reason_and_restarted_while_hello_runs() {
     install(&s.host, "looping", &fixture("hostile/loop.wat"), &[], &[]);
     install(&s.host, "bomb", &fixture("hostile/membomb.wat"), &[], &[]);
     install(&s.host, "oob", &fixture("hostile/oob.wat"), &[], &[]);
+    install(&s.host, "deep", &fixture("hostile/recursion.wat"), &[], &[]);
     install(
         &s.host,
         "garbage",
@@ -221,6 +222,12 @@ fn hostile_apps_are_stopped_with_their_reason_and_restarted_while_hello_runs() {
         "oob",
         "stopped for its pointer twice",
         restarted("log: buffer (ptr 4294967280, len 100) is outside the app's memory"),
+    );
+    wait_for(
+        &s.host,
+        "deep",
+        "stopped for its recursion twice",
+        restarted("trapped in `init`"),
     );
     let garbage = wait_for(
         &s.host,

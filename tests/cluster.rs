@@ -369,3 +369,42 @@ fn status_reports_roles_chain_peers_and_index() {
     assert!(peer["last_seen_us"].as_u64().is_some(), "{live}");
     assert!(!peer["error"].as_str().unwrap().is_empty(), "{live}");
 }
+
+#[test]
+fn a_copied_node_directory_is_refused_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = cell_of(tmp.path(), 2);
+    // The directory of n1 copied to "another machine": same key, its own port.
+    let clone = tmp.path().join("node1-copy");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&nodes[1].dir)
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let port = support::free_port();
+    ok(
+        &clone,
+        &["config", "set", "listen", &format!("127.0.0.1:{port}")],
+    );
+    let daemons = start_all(&nodes);
+    // The copy shows up once the pair's link is settled (younger links may be dialing races).
+    thread::sleep(Duration::from_secs(6));
+    let copy = Daemon::start(&clone);
+    let needle = "two nodes share one node key";
+    // n0 refuses the second connection with n1's key (after the copy's fallback dial at the
+    // latest) and the copy is told why.
+    daemons[0].wait_log(needle, Duration::from_secs(40));
+    copy.wait_log(needle, Duration::from_secs(10));
+    // The original pair still works.
+    let entity = store_put(&nodes[1].dir, &["new", "task", "title=still linked"]);
+    wait_everywhere(
+        &nodes,
+        "type:task",
+        &BTreeSet::from([entity]),
+        Duration::from_secs(30),
+    );
+    let (clean, log) = copy.stop();
+    assert!(clean, "{log}");
+}

@@ -13,16 +13,18 @@ use std::time::Duration;
 
 use support::{
     add_by_pin, exo, fails, new_node as node, ok, rendezvous as disco, shown_pin, start_join,
-    Rendezvous as Disco, Spawned,
+    Daemon, Rendezvous as Disco, Spawned,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A node with a cell `cell` of which it is the only member (all roles).
-fn member(root: &Path, name: &str, cell: &str) -> PathBuf {
+/// A node with a cell `cell` of which it is the only member (all roles), its daemon running
+/// (admitting a node is a membership change committed through it).
+fn member(root: &Path, name: &str, cell: &str) -> (PathBuf, Daemon) {
     let dir = node(root, name);
     ok(&dir, &["cell", "init", "--name", cell]);
-    dir
+    let daemon = Daemon::start(&dir);
+    (dir, daemon)
 }
 
 fn cell_dir(dir: &Path) -> Option<PathBuf> {
@@ -60,12 +62,14 @@ struct Pair {
     pin: String,
     /// `a`'s cell.toml before the join.
     before: String,
+    /// `a`'s daemon.
+    _daemon: Daemon,
 }
 
 fn pair(disco_options: &[&str], roles: &[&str]) -> Pair {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), disco_options);
-    let a = member(tmp.path(), "a", "home");
+    let (a, daemon) = member(tmp.path(), "a", "home");
     let before = cell_toml(&a);
     let b = node(tmp.path(), "b");
     let (join, pin) = start_join(&b, roles, &disco.address, "join-b");
@@ -77,6 +81,7 @@ fn pair(disco_options: &[&str], roles: &[&str]) -> Pair {
         join,
         pin,
         before,
+        _daemon: daemon,
     }
 }
 
@@ -192,7 +197,7 @@ fn a_joiner_that_disconnects_after_asking_is_not_admitted() {
 
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let before = cell_toml(&a);
     // A joining node that sends its request, then vanishes.
     let address = disco.address.clone();
@@ -244,8 +249,8 @@ fn a_joiner_that_disconnects_after_asking_is_not_admitted() {
 fn two_joins_at_once_on_one_server_both_succeed() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &[]);
-    let home = member(tmp.path(), "a", "home");
-    let work = member(tmp.path(), "d", "work");
+    let (home, _home_daemon) = member(tmp.path(), "a", "home");
+    let (work, _work_daemon) = member(tmp.path(), "d", "work");
     let b = node(tmp.path(), "b");
     let c = node(tmp.path(), "c");
     let (join_b, pin_b) = start_join(&b, &["--store"], &disco.address, "join-b");
@@ -289,7 +294,7 @@ fn too_many_joins_from_one_address_are_refused() {
 fn too_many_pin_attempts_from_one_address_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &["--max-claims-per-minute", "2"]);
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     for _ in 0..2 {
         let run = add(&a, "901-123-456", &disco);
         assert!(run.stderr.contains("no join is waiting"), "{}", run.stderr);
@@ -355,7 +360,7 @@ fn without_a_server_address_the_error_says_how_to_set_one() {
         line.contains("exo config set discovery HOST:PORT"),
         "{line}"
     );
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let line = fails(
         &a,
         &["cell", "node", "add", "--pin", "1-234-567", "--yes"],
@@ -377,7 +382,7 @@ fn without_a_server_address_the_error_says_how_to_set_one() {
 fn bad_pins_and_missing_confirmation_are_refused_before_the_pin_is_used() {
     let tmp = tempfile::tempdir().unwrap();
     let disco = disco(tmp.path(), &[]);
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let line = fails(
         &a,
         &[
@@ -424,7 +429,7 @@ fn bad_pins_and_missing_confirmation_are_refused_before_the_pin_is_used() {
 #[test]
 fn join_by_files_without_a_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let b = node(tmp.path(), "b");
     let request = tmp.path().join("b.request");
     let answer = tmp.path().join("b.answer");
@@ -532,7 +537,7 @@ fn join_by_files_without_a_server() {
 #[test]
 fn bad_request_files_are_refused_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = member(tmp.path(), "a", "home");
+    let (a, _a_daemon) = member(tmp.path(), "a", "home");
     let before = cell_toml(&a);
     let b = node(tmp.path(), "b");
     let request = tmp.path().join("b.request");
@@ -676,7 +681,8 @@ fn a_joiner_that_cannot_install_declines_before_the_member_changes_anything() {
 
 #[test]
 fn hostile_bytes_do_not_disturb_the_server() {
-    let p = pair(&[], &["--chain"]);
+    // Clients: adding them keeps `a` the only chain node, so its changes commit alone.
+    let p = pair(&[], &[]);
     let mut rng = fastrand::Rng::with_seed(11);
     for _ in 0..40 {
         let Ok(mut stream) = std::net::TcpStream::connect(&p.disco.address) else {
@@ -704,7 +710,7 @@ fn hostile_bytes_do_not_disturb_the_server() {
     says(&p.join.wait(WAIT), 0, "joined cell `home`");
     // And the server still serves new joins.
     let c = node(p._tmp.path(), "c");
-    let (join, pin) = start_join(&c, &["--chain"], &p.disco.address, "join-c");
+    let (join, pin) = start_join(&c, &[], &p.disco.address, "join-c");
     says(&add(&p.a, &pin, &p.disco), 0, "joined");
     says(&join.wait(WAIT), 0, "joined");
 }

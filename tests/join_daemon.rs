@@ -59,24 +59,9 @@ fn writes_are_readable_on_both(a: &Path, b: &Path, daemon_a: Daemon, daemon_b: D
     }
 }
 
+/// The member's daemon runs during the join (the admission is a membership change committed
+/// through the chain) and learns of the new node without a restart.
 #[test]
-fn a_node_joined_by_pin_syncs_the_chain_and_shares_writes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let a = node(tmp.path(), "a");
-    ok(&a, &["cell", "init", "--name", "home"]);
-    let b = node(tmp.path(), "b");
-    let _disco = join(tmp.path(), &a, &b, &["--chain", "--store"]);
-    // Both daemons start after the join, so both read the new membership from their files.
-    let daemon_a = Daemon::start(&a);
-    let daemon_b = Daemon::start(&b);
-    writes_are_readable_on_both(&a, &b, daemon_a, daemon_b);
-}
-
-/// Depends on replicated membership (helper `members`, issue 6): the member's daemon runs
-/// during the join and must learn of the new node without a restart. Un-ignore once
-/// `members::add_node` commits the change through the chain.
-#[test]
-#[ignore = "needs replicated membership (branch `members`): the running daemon must learn the new node"]
 fn a_running_member_admits_a_node_without_restarting() {
     let tmp = tempfile::tempdir().unwrap();
     let a = node(tmp.path(), "a");

@@ -15,13 +15,23 @@
 //!   node (its `put_pending` write applied) is committed exactly once, every pending store
 //!   is empty, and all chains are identical.
 //!
+//! In a third of the runs with two nodes or more, the last node starts outside the cell and
+//! is admitted as a chain node by a membership change written at a random time: every node
+//! commits the change at the same height, heights after it are decided with the new quorum
+//! (the "two blocks decided" check uses it), and at the end every node is at the new
+//! membership, the joiner's chain identical to the others'.
+//!
 //! A failure panics with its seed; `SIM_SEED=<seed> cargo test --test simulation` replays
 //! it. `SIM_SEEDS=<n>` runs more seeds (default 400), `SIM_FIRST_SEED` moves the range.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use exo::chain::{Block, ChainStore, EntryKey, Membership, Operation, OperationId};
+use exo::chain::{
+    Block, ChainStore, EntryKey, Membership, MembershipDocument, Operation, OperationId, Payload,
+    SignedMembership,
+};
+use exo::config::{CellNode, Role};
 use exo::engine::{self, ChainMessage, Config, Engine, Event, Input, Output};
 use exocore_protocol::identity::{Keypair, PublicKey};
 
@@ -54,6 +64,10 @@ struct Params {
     /// restored from another branch). Safety checks that assume honest nodes are off then;
     /// convergence and "nothing lost" are not.
     fork_percent: u32,
+    /// The last node starts outside the cell (its messages and writes refused) and is
+    /// admitted as a chain node by a membership change written during the run: `n`, the
+    /// proposer order and the quorum change at the height after the change's block.
+    joiner: bool,
 }
 
 impl Params {
@@ -81,8 +95,32 @@ impl Params {
             } else {
                 0
             },
+            joiner: false,
         }
+        .with_joiner(rng)
     }
+
+    /// In a third of the runs with two nodes or more, the last node joins during the run
+    /// (without injected forks: a forged block is signed for one membership).
+    fn with_joiner(mut self, rng: &mut fastrand::Rng) -> Params {
+        if self.nodes >= 2 && rng.u32(0..3) == 0 {
+            self.joiner = true;
+            self.fork_percent = 0;
+        }
+        self
+    }
+}
+
+/// The membership change of a run with a joiner: when it is written, on which node, and what
+/// became of it.
+struct Join {
+    at_ms: u64,
+    /// The change's operation once a node acknowledged it.
+    written: Option<OperationId>,
+    /// The height of the block that committed it.
+    height: Option<u64>,
+    /// The quorum from the height after it.
+    quorum: usize,
 }
 
 struct Node {
@@ -129,6 +167,7 @@ struct Sim {
     decided: BTreeMap<(u64, [u8; 32]), [u8; 32]>,
     latencies_ms: Vec<u64>,
     stats: Stats,
+    join: Option<Join>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -140,6 +179,8 @@ struct Stats {
     max_round: u32,
     forks_injected: u64,
     truncations: u64,
+    /// Runs whose joiner was admitted (the change committed).
+    joins: u64,
 }
 
 fn temp_root() -> Option<PathBuf> {
@@ -166,11 +207,22 @@ impl Sim {
             None => tempfile::tempdir(),
         }
         .expect("temporary folder");
+        let initial = if params.joiner {
+            &keys[..keys.len() - 1]
+        } else {
+            &keys[..]
+        };
         let membership = Membership::new(
             cell.public(),
             Vec::new(),
-            keys.iter().map(Keypair::public).collect(),
+            initial.iter().map(Keypair::public).collect(),
         );
+        let join = params.joiner.then(|| Join {
+            at_ms: rng.u64(0..params.chaos_ms),
+            written: None,
+            height: None,
+            quorum: keys.len() / 2 + 1,
+        });
         let genesis = Block::genesis(&cell, EPOCH_MS * 1_000);
         let mut nodes = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
@@ -209,6 +261,7 @@ impl Sim {
             decided: BTreeMap::new(),
             latencies_ms: Vec::new(),
             stats: Stats::default(),
+            join,
         };
         for i in 0..sim.nodes.len() {
             sim.start(i);
@@ -334,7 +387,7 @@ impl Sim {
             let key = (height, a.round, a.block.hash());
             let acceptors = self.acceptances.entry(key).or_default();
             acceptors.insert(i);
-            if acceptors.len() >= self.membership.quorum() {
+            if acceptors.len() >= self.quorum_at(height) {
                 let instance = (height, a.block.header.previous);
                 match self.decided.get(&instance) {
                     Some(hash) if *hash != key.2 => {
@@ -373,6 +426,21 @@ impl Sim {
                             if *writer == i {
                                 self.latencies_ms.push(self.now_ms - at);
                             }
+                        }
+                    }
+                }
+                Event::MembershipChanged { height, .. } => {
+                    let Some(join) = self.join.as_mut() else {
+                        self.fail("a membership change in a run without one")
+                    };
+                    match join.height {
+                        Some(known) if known != *height => self.fail(format!(
+                            "node {i} committed the membership change at height {height}, another at {known}"
+                        )),
+                        Some(_) => {}
+                        None => {
+                            join.height = Some(*height);
+                            self.stats.joins += 1;
                         }
                     }
                 }
@@ -451,6 +519,75 @@ impl Sim {
         );
     }
 
+    /// The quorum that decides `height`: the joiner counts from the height after the block
+    /// that committed its admission.
+    fn quorum_at(&self, height: u64) -> usize {
+        match &self.join {
+            Some(Join {
+                height: Some(changed),
+                quorum,
+                ..
+            }) if height > *changed => *quorum,
+            _ => self.membership.quorum(),
+        }
+    }
+
+    /// Writes the change admitting the joiner on a live node of the initial membership, once.
+    fn write_join(&mut self) {
+        let Some(join) = &self.join else { return };
+        if join.written.is_some() || self.now_ms < join.at_ms {
+            return;
+        }
+        let joiner = self.nodes.len() - 1;
+        let Some(i) = (0..joiner).find(|i| self.nodes[*i].live.is_some()) else {
+            return;
+        };
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| CellNode {
+                id: node.key.public(),
+                name: format!("n{n}"),
+                addresses: Vec::new(),
+                roles: vec![Role::Chain],
+            })
+            .collect();
+        let change = SignedMembership::sign(
+            MembershipDocument {
+                cell: self.cell.public(),
+                version: 1,
+                nodes,
+            },
+            &self.cell,
+        );
+        let Some((store, _)) = self.nodes[i].live.as_ref() else {
+            return;
+        };
+        let author = &self.nodes[i].key;
+        let ids = store
+            .next_operation_ids(&author.public(), self.local_ms(i) * 1_000, 1)
+            .unwrap_or_else(|e| self.fail(e));
+        let op = Operation::sign(
+            &self.cell.public(),
+            ids[0],
+            author,
+            Payload::Membership(Box::new(change)),
+        );
+        let id = op.id;
+        self.step(
+            i,
+            Input::Write {
+                operations: vec![op],
+            },
+        );
+        if self.acked.contains(&id) {
+            if let Some(join) = self.join.as_mut() {
+                join.written = Some(id);
+            }
+        }
+    }
+
     fn chance(&mut self, ppm: u32) -> bool {
         ppm > 0 && self.rng.u32(0..1_000_000) < ppm
     }
@@ -482,6 +619,7 @@ impl Sim {
                 self.step(i, Input::Tick);
             }
         }
+        self.write_join();
         if self.faults {
             if self.chance(self.params.write_ppm) {
                 let i = self.rng.usize(0..self.nodes.len());
@@ -512,6 +650,10 @@ impl Sim {
                 return false;
             };
             if engine.pending_count() > 0 {
+                return false;
+            }
+            // A run with a joiner ends once everyone, the joiner included, admitted it.
+            if self.join.is_some() && engine.membership().version() != 1 {
                 return false;
             }
             tips.insert(engine.tip().hash());
@@ -581,6 +723,19 @@ impl Sim {
                 Some(_) => {}
             }
         }
+        if let Some(join) = &self.join {
+            for (i, node) in self.nodes.iter().enumerate() {
+                let (_, engine) = node.live.as_ref().unwrap();
+                let membership = engine.membership();
+                if membership.version() != 1 || membership.quorum() != join.quorum {
+                    self.fail(format!(
+                        "node {i}: membership version {} quorum {} after the joiner's admission",
+                        membership.version(),
+                        membership.quorum()
+                    ));
+                }
+            }
+        }
         if self.forked {
             return;
         }
@@ -647,11 +802,12 @@ fn invariants_hold_over_many_seeds() {
         totals.max_round = totals.max_round.max(stats.max_round);
         totals.forks_injected += stats.forks_injected;
         totals.truncations += stats.truncations;
+        totals.joins += stats.joins;
         ops += acked;
         blocks += height;
     }
     eprintln!(
-        "simulation: {} seeds in {:.1} s: {ops} operations and {blocks} blocks committed, {} messages ({} lost), {} crashes, {} inputs refused, highest round {}, {} forks injected, {} truncations",
+        "simulation: {} seeds in {:.1} s: {ops} operations and {blocks} blocks committed, {} messages ({} lost), {} crashes, {} inputs refused, highest round {}, {} forks injected, {} truncations, {} nodes admitted by a membership change",
         seeds.len(),
         started.elapsed().as_secs_f64(),
         totals.messages,
@@ -660,7 +816,8 @@ fn invariants_hold_over_many_seeds() {
         totals.rejected,
         totals.max_round,
         totals.forks_injected,
-        totals.truncations
+        totals.truncations,
+        totals.joins
     );
 }
 
@@ -682,6 +839,7 @@ pub fn three_node_commit_latency_ticks() -> (f64, f64, usize) {
         skew_max_ms: 500,
         round_timeout_ms: 300,
         fork_percent: 0,
+        joiner: false,
     };
     let config = sim_config(&params);
     let mut sim = Sim::new(42, params, config);
@@ -741,6 +899,7 @@ fn forged_blocks_from_chain_sync_are_refused() {
         skew_max_ms: 0,
         round_timeout_ms: 300,
         fork_percent: 0,
+        joiner: false,
     };
     let config = sim_config(&params);
     let mut sim = Sim::new(9, params, config);

@@ -74,6 +74,59 @@ pub enum AppEvent {
     },
 }
 
+/// A request to a node's Apps service (service 3, `spec/apps.md` section 11): managing the
+/// apps of a cell.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum AppsRequest {
+    /// Install (or upgrade) the app of a package file; the node verifies it and writes it to
+    /// the cell's chain, so every app host node of the cell runs it.
+    Install {
+        /// The package file's bytes.
+        package: Vec<u8>,
+    },
+    /// Remove an app from the cell.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// The cell's apps and how they run on this node.
+    List,
+}
+
+/// An answer of the Apps service.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum AppsResponse {
+    /// The change is durable in the chain (operation id, 16 bytes).
+    Changed {
+        /// The operation carrying it.
+        operation: [u8; 16],
+    },
+    /// The apps installed in the cell.
+    List {
+        /// By name.
+        apps: Vec<AppInfo>,
+    },
+}
+
+/// One installed app, as this node runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct AppInfo {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its public key.
+    pub key: [u8; 32],
+    /// `starting`, `running`, `stopped`, or `not hosted` (this node is no app host).
+    pub state: String,
+    /// Instances started on this node.
+    pub starts: u32,
+    /// Faults on this node.
+    pub faults: u32,
+    /// The last fault's reason.
+    pub last_fault: Option<String>,
+}
+
 /// The statuses the host function `send` returns (`spec/apps.md` section 2.1).
 pub mod send_status {
     /// Queued: exactly one answer will follow.

@@ -31,6 +31,7 @@
 //! or block the host: faults are values, every queue is bounded, and one thread runs every
 //! app, waiting only on the earliest timer and on its inbox.
 
+pub mod change;
 pub mod host;
 pub mod instance;
 pub mod limits;

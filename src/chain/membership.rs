@@ -23,7 +23,7 @@ use bincode::error::{DecodeError as BincodeDecodeError, EncodeError};
 use bincode::{Decode, Encode};
 use exocore_protocol::identity::{Keypair, PublicKey};
 
-use super::block::Block;
+use super::block::{Block, BLOCK_HEADER_LEN};
 use super::crypto::signed_message;
 use super::encoding::{self, decode_key};
 use super::error::DecodeError;
@@ -237,6 +237,36 @@ impl Membership {
     }
 }
 
+/// Whether the block encoded in `bytes` may carry a membership change: walks the operations'
+/// framing (kind and length fields) without decoding keys or checking signatures, so a node
+/// folding its chain's changes at startup decodes only the blocks that carry one. Any other
+/// kind than Entry, or bytes that do not walk cleanly, answer `true` (decode and see).
+pub fn may_carry_change(bytes: &[u8]) -> bool {
+    const ENTRY: u32 = 0;
+    let read_u64 = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    let read_u32 = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let walk = || -> Option<bool> {
+        let mut at = BLOCK_HEADER_LEN;
+        let count = read_u64(at)?;
+        at += 8;
+        for _ in 0..count {
+            at = at.checked_add(16 + 32)?;
+            if read_u32(at)? != ENTRY {
+                return Some(true);
+            }
+            let len = usize::try_from(read_u64(at + 4)?).ok()?;
+            at = at.checked_add(4 + 8)?.checked_add(len)?.checked_add(64)?;
+        }
+        // The operations end inside the bytes, before the signature count.
+        (at.checked_add(8)? <= bytes.len()).then_some(false)
+    };
+    walk().unwrap_or(true)
+}
+
 fn encode_string<E: Encoder>(text: &str, encoder: &mut E) -> Result<(), EncodeError> {
     text.as_bytes().to_vec().encode(encoder)
 }
@@ -392,6 +422,47 @@ mod tests {
         }
         for len in 0..bytes.len() {
             assert!(SignedMembership::from_bytes(&bytes[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn blocks_without_changes_are_told_apart_without_decoding() {
+        let cell = Keypair::generate();
+        let a = Keypair::generate();
+        let key = crate::chain::EntryKey::from_cell_keypair(&cell);
+        let mut ids = IdGenerator::new(&a.public(), 0);
+        let genesis = Block::genesis(&cell, 1);
+        let entries: Vec<Operation> = (0..3)
+            .map(|i| {
+                Operation::new_entry(&cell.public(), &key, ids.next(10 + i).unwrap(), &a, b"x")
+                    .unwrap()
+            })
+            .collect();
+        let plain = Block::propose(&genesis.header, &a.public(), 2, entries.clone()).unwrap();
+        assert!(!may_carry_change(&plain.to_bytes()));
+        assert!(!may_carry_change(&genesis.to_bytes()));
+        let change = SignedMembership::sign(
+            document(&cell, 1, vec![node(&a, "a", vec![Role::Chain])]),
+            &cell,
+        );
+        let mut ops = entries;
+        ops.push(Operation::sign(
+            &cell.public(),
+            ids.next(20).unwrap(),
+            &a,
+            Payload::Membership(Box::new(change)),
+        ));
+        let with_change = Block::propose(&genesis.header, &a.public(), 2, ops).unwrap();
+        let bytes = with_change.to_bytes();
+        assert!(may_carry_change(&bytes));
+        // Cut bytes never panic and answer "decode and see" (the last 8 bytes of an unsigned
+        // block are its signature count, after the operations).
+        let plain_bytes = plain.to_bytes();
+        for len in 0..plain_bytes.len() - 8 {
+            assert!(may_carry_change(&plain_bytes[..len]), "cut at {len}");
+        }
+        for len in 0..bytes.len() {
+            let _ = may_carry_change(&bytes[..len]);
         }
     }
 

@@ -34,8 +34,8 @@ pub const ENTRY_PLAINTEXT_BYTES_MAX: usize =
 /// What an operation carries.
 ///
 /// Encoded as a u32 variant index then the variant's fields. Index 0 is `Entry`, 1 a
-/// membership change signed by the cell key; index 2 (app package) is reserved for a later
-/// kind; a decoder refuses an index it does not know.
+/// membership change signed by the cell key, 2 an app change (`spec/apps.md` section 11); a
+/// decoder refuses an index it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub enum Payload {
     /// User data, sealed with the cell's [`EntryKey`].
@@ -46,6 +46,12 @@ pub enum Payload {
     /// A new membership document of the cell (`spec/chain.md` section 6), in force from the
     /// block after the one that commits it.
     Membership(Box<SignedMembership>),
+    /// An app installed or removed (`spec/apps.md` section 11), sealed with the cell's
+    /// [`EntryKey`] like an entry: chain-only nodes do not learn which apps a cell runs.
+    App {
+        /// XChaCha20-Poly1305 ciphertext with its 16-byte tag.
+        ciphertext: Vec<u8>,
+    },
 }
 
 /// A signed operation.
@@ -88,6 +94,32 @@ impl Operation {
         author: &Keypair,
         plaintext: &[u8],
     ) -> Result<Operation, EntryError> {
+        Operation::new_sealed(cell, key, id, author, plaintext, |ciphertext| {
+            Payload::Entry { ciphertext }
+        })
+    }
+
+    /// Seals an app change with the cell's entry key and signs the resulting operation.
+    pub fn new_app(
+        cell: &PublicKey,
+        key: &EntryKey,
+        id: OperationId,
+        author: &Keypair,
+        plaintext: &[u8],
+    ) -> Result<Operation, EntryError> {
+        Operation::new_sealed(cell, key, id, author, plaintext, |ciphertext| {
+            Payload::App { ciphertext }
+        })
+    }
+
+    fn new_sealed(
+        cell: &PublicKey,
+        key: &EntryKey,
+        id: OperationId,
+        author: &Keypair,
+        plaintext: &[u8],
+        payload: impl FnOnce(Vec<u8>) -> Payload,
+    ) -> Result<Operation, EntryError> {
         if plaintext.len() > ENTRY_PLAINTEXT_BYTES_MAX {
             return Err(EntryError::TooLarge {
                 size_bytes: plaintext.len(),
@@ -95,19 +127,24 @@ impl Operation {
             });
         }
         let ciphertext = key.seal(&id, &author.public(), plaintext);
-        Ok(Operation::sign(
-            cell,
-            id,
-            author,
-            Payload::Entry { ciphertext },
-        ))
+        Ok(Operation::sign(cell, id, author, payload(ciphertext)))
     }
 
     /// Opens the entry this operation carries.
     pub fn open_entry(&self, key: &EntryKey) -> Result<Vec<u8>, EntryError> {
         match &self.payload {
             Payload::Entry { ciphertext } => key.open(&self.id, &self.author, ciphertext),
-            Payload::Membership(_) => Err(EntryError::NotAnEntry { id: self.id }),
+            Payload::Membership(_) | Payload::App { .. } => {
+                Err(EntryError::NotAnEntry { id: self.id })
+            }
+        }
+    }
+
+    /// Opens the app change this operation carries, if it carries one.
+    pub fn open_app(&self, key: &EntryKey) -> Option<Result<Vec<u8>, EntryError>> {
+        match &self.payload {
+            Payload::App { ciphertext } => Some(key.open(&self.id, &self.author, ciphertext)),
+            Payload::Entry { .. } | Payload::Membership(_) => None,
         }
     }
 
@@ -150,7 +187,9 @@ impl Operation {
     /// Encoded size in bytes.
     pub fn size_bytes(&self) -> usize {
         match &self.payload {
-            Payload::Entry { ciphertext } => ENTRY_OPERATION_OVERHEAD_BYTES + ciphertext.len(),
+            Payload::Entry { ciphertext } | Payload::App { ciphertext } => {
+                ENTRY_OPERATION_OVERHEAD_BYTES + ciphertext.len()
+            }
             Payload::Membership(_) => self.to_bytes().len(),
         }
     }

@@ -249,3 +249,137 @@ impl VerifyCmd {
         Ok(())
     }
 }
+
+/// The apps of a cell: install, list and remove them through the running daemon.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "app")]
+pub struct CellAppCmd {
+    #[argh(subcommand)]
+    command: CellAppSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum CellAppSub {
+    Install(InstallCmd),
+    List(ListCmd),
+    Remove(RemoveCmd),
+}
+
+/// Install (or upgrade) an app from a package file: verified, then written to the cell's
+/// chain so every app host node of the cell runs it; prints the operation id.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "install")]
+struct InstallCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// the package file (`exo app package`)
+    #[argh(positional)]
+    file: PathBuf,
+}
+
+/// The cell's apps and how they run on this node.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct ListCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// print JSON, one object per app
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Remove an app from the cell; prints the operation id.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "remove")]
+struct RemoveCmd {
+    /// the cell, by name or id (default: the only one)
+    #[argh(option)]
+    cell: Option<String>,
+    /// the app's name
+    #[argh(positional)]
+    name: String,
+}
+
+/// Reads and checks a package file before it goes to the daemon.
+fn read_package(file: &Path) -> Result<Vec<u8>, CliError> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| failed(format!("cannot read {}: {e}", file.display())))?
+        .len();
+    if size > PACKAGE_BYTES_MAX as u64 {
+        return Err(failed(format!(
+            "{} is {size} bytes, over the package limit of {PACKAGE_BYTES_MAX}",
+            file.display()
+        )));
+    }
+    read(file)
+}
+
+impl CellAppCmd {
+    pub fn run(self, dir: &crate::config::NodeDir) -> Result<(), CliError> {
+        use exocore_protocol::app::{AppsRequest, AppsResponse};
+        use exocore_protocol::envelope::Service;
+        use exocore_protocol::wire;
+
+        let node = dir.load_node()?;
+        let (cell, request) = match &self.command {
+            CellAppSub::Install(cmd) => {
+                let package = read_package(&cmd.file)?;
+                Package::from_bytes(&package)
+                    .and_then(|p| p.verify(&Schemas::builtin()).map(|_| ()))
+                    .map_err(failed)?;
+                (&cmd.cell, AppsRequest::Install { package })
+            }
+            CellAppSub::List(cmd) => (&cmd.cell, AppsRequest::List),
+            CellAppSub::Remove(cmd) => (
+                &cmd.cell,
+                AppsRequest::Remove {
+                    name: cmd.name.clone(),
+                },
+            ),
+        };
+        let cell = dir.select_cell(cell.as_deref())?;
+        let payload = wire::encode(&request).map_err(failed)?;
+        let answer = super::local::request(&node, &cell, Service::Apps, payload)?;
+        let response = wire::decode::<AppsResponse>(&answer)
+            .map_err(|e| failed(format!("the daemon's answer does not decode: {e}")))?;
+        match (response, &self.command) {
+            (AppsResponse::Changed { operation }, _) => {
+                println!("{}", crate::chain::OperationId::from_bytes(&operation));
+            }
+            (AppsResponse::List { apps }, CellAppSub::List(cmd)) if cmd.json => {
+                for app in apps {
+                    let key = exocore_protocol::identity::PublicKey::from_bytes(&app.key)
+                        .map(|k| k.to_string())
+                        .unwrap_or_default();
+                    println!(
+                        "{}",
+                        json!({
+                            "name": app.name, "version": app.version, "key": key,
+                            "state": app.state, "starts": app.starts, "faults": app.faults,
+                            "last_fault": app.last_fault,
+                        })
+                    );
+                }
+            }
+            (AppsResponse::List { apps }, _) => {
+                let rows: Vec<Vec<String>> = apps
+                    .into_iter()
+                    .map(|a| {
+                        vec![
+                            a.name,
+                            a.version,
+                            a.state,
+                            a.faults.to_string(),
+                            a.last_fault.unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                super::table::print(&["NAME", "VERSION", "STATE", "FAULTS", "LAST FAULT"], &rows);
+            }
+        }
+        Ok(())
+    }
+}

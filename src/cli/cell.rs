@@ -24,6 +24,7 @@ enum CellSub {
     Ping(PingCmd),
     Chain(super::chain::ChainCmd),
     Join(super::join::JoinCmd),
+    App(super::app::CellAppCmd),
 }
 
 /// Ping the other nodes of a cell: reachability and round-trip time of each.
@@ -120,6 +121,7 @@ impl CellCmd {
             },
             CellSub::Chain(cmd) => cmd.run(dir),
             CellSub::Join(cmd) => cmd.run(dir),
+            CellSub::App(cmd) => cmd.run(dir),
             CellSub::Ping(cmd) => {
                 let node = dir.load_node()?;
                 let cell = dir.select_cell(cmd.cell.as_deref())?;

@@ -19,8 +19,11 @@ use tracing::{debug, error, info, warn};
 
 use super::members::{cell_net, config_after, settle, ChangeError, ChangeResult, Waiter};
 use super::store::{Feed, FeedStart, Plain, StoreFeed, FEED_CHUNK_OPERATIONS};
+
+/// An app change as the app service takes it: operation id, plaintext.
+pub type AppPlain = (OperationId, Vec<u8>);
 use crate::chain::{
-    chain_dir, ChainStore, EntryKey, Location, Membership, Operation, OperationId, Payload,
+    chain_dir, Block, ChainStore, EntryKey, Location, Membership, Operation, OperationId, Payload,
     SignedMembership, BLOCK_SIZE_BYTES_MAX,
 };
 use crate::clock::now_us;
@@ -63,8 +66,16 @@ pub enum ChainInput {
     Append {
         /// The entries' plaintexts.
         payloads: Vec<Vec<u8>>,
+        /// Sealed as app changes (payload kind 2) rather than entries.
+        app: bool,
         /// Where each entry's operation id, or why not, goes (in order).
         reply: async_channel::Sender<Vec<Result<OperationId, String>>>,
+    },
+    /// Send the app changes (payload kind 2) of the chain and pending store, then each new
+    /// one, to the app service (`super::apps`).
+    WatchApps {
+        /// Where they go.
+        sender: async_channel::Sender<Vec<AppPlain>>,
     },
     /// A report of the chain's state, for `exo status`.
     Status {
@@ -117,6 +128,7 @@ impl ChainService {
             store,
             network,
             feed,
+            apps: None,
         };
         let has_chain = context
             .store
@@ -191,7 +203,11 @@ impl ChainService {
         let (reply, answer) = async_channel::bounded(1);
         if self
             .inbox
-            .send(ChainInput::Append { payloads, reply })
+            .send(ChainInput::Append {
+                payloads,
+                app: false,
+                reply,
+            })
             .await
             .is_err()
         {
@@ -201,6 +217,30 @@ impl ChainService {
             .recv()
             .await
             .unwrap_or_else(|_| failed("the chain service stopped"))
+    }
+
+    /// Writes an app change (plaintext of payload kind 2); its operation id once durable.
+    pub async fn append_app(&self, change: Vec<u8>) -> Result<OperationId, String> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.inbox
+            .send(ChainInput::Append {
+                payloads: vec![change],
+                app: true,
+                reply,
+            })
+            .await
+            .map_err(|_| "the chain service is stopping".to_string())?;
+        answer
+            .recv()
+            .await
+            .map_err(|_| "the chain service stopped".to_string())?
+            .pop()
+            .unwrap_or_else(|| Err("the chain service answered nothing".into()))
+    }
+
+    /// Asks for every app change, then each new one, on `sender`.
+    pub fn watch_apps(&self, sender: async_channel::Sender<Vec<AppPlain>>) {
+        let _ = self.inbox.try_send(ChainInput::WatchApps { sender });
     }
 
     /// The chain's state, or `None` if the chain thread is not running.
@@ -262,6 +302,8 @@ struct Context {
     network: Network,
     /// The cell's entity index, on store nodes.
     feed: Option<StoreFeed>,
+    /// The app service, on app host nodes.
+    apps: Option<async_channel::Sender<Vec<AppPlain>>>,
 }
 
 fn now_ms() -> u64 {
@@ -312,7 +354,10 @@ impl Context {
                     Some(Some(ChainInput::Message { from, message })) => {
                         engine = self.take_genesis(from, *message);
                     }
-                    Some(Some(ChainInput::Append { payloads, reply })) => {
+                    Some(Some(ChainInput::WatchApps { sender })) => self.apps = Some(sender),
+                    Some(Some(ChainInput::Append {
+                        payloads, reply, ..
+                    })) => {
                         let _ = reply.try_send(vec![Err(NO_CHAIN_YET.into()); payloads.len()]);
                     }
                     Some(Some(ChainInput::ChangeMembership { reply, .. })) => {
@@ -333,8 +378,16 @@ impl Context {
                     let message = *message;
                     self.step(running, Input::Message { from, message });
                 }
-                Some(Some(ChainInput::Append { payloads, reply })) => {
-                    let results = self.append(running, payloads);
+                Some(Some(ChainInput::WatchApps { sender })) => {
+                    self.apps = Some(sender);
+                    self.replay_apps();
+                }
+                Some(Some(ChainInput::Append {
+                    payloads,
+                    app,
+                    reply,
+                })) => {
+                    let results = self.append(running, payloads, app);
                     let _ = reply.try_send(results);
                 }
                 Some(Some(ChainInput::Status { reply })) => {
@@ -449,11 +502,12 @@ impl Context {
         }
     }
 
-    /// Seals each payload in an entry operation and writes them all in one engine step.
+    /// Seals each payload in an entry operation (an app change with `app`) and writes them all in one engine step.
     fn append(
         &mut self,
         engine: &mut Engine,
         payloads: Vec<Vec<u8>>,
+        app: bool,
     ) -> Vec<Result<OperationId, String>> {
         super::failpoint::trigger("chain-append");
         let count = payloads.len();
@@ -463,44 +517,53 @@ impl Context {
                 "this node does not hold the cell's secret: it cannot write entries".into(),
             );
         };
-        let ids = match self.next_ids(count) {
-            Ok(ids) => ids,
-            Err(e) => return all(e),
+        let Ok(wanted) = u32::try_from(count) else {
+            return all("too many entries in one write".into());
         };
-        let mut operations = Vec::with_capacity(count);
-        let mut sealed: Vec<Result<(), String>> = Vec::with_capacity(count);
-        for (payload, id) in payloads.iter().zip(ids) {
-            match Operation::new_entry(&self.cell, key, id, &self.me, payload) {
-                Ok(operation) => {
-                    operations.push(operation);
-                    sealed.push(Ok(()));
-                }
-                Err(e) => sealed.push(Err(e.to_string())),
-            }
-        }
-        let mut written = self.write_all(engine, operations).into_iter();
-        sealed
-            .into_iter()
-            .map(|s| s.and_then(|()| written.next().unwrap_or_else(|| Err("not written".into()))))
-            .collect()
-    }
-
-    /// `count` new operation ids of this node, in order.
-    fn next_ids(&self, count: usize) -> Result<Vec<OperationId>, String> {
-        let wanted = u32::try_from(count).map_err(|_| "too many entries in one write")?;
-        let ids = self
+        let ids = match self
             .store
             .next_operation_ids(&self.me.public(), now_us(), wanted)
-            .map_err(|e| e.to_string())?;
-        if ids.len() != count {
-            return Err("not enough operation ids issued".into());
+        {
+            Ok(ids) if ids.len() == count => ids,
+            Ok(_) => return all("not enough operation ids issued".into()),
+            Err(e) => return all(e.to_string()),
+        };
+        let mut operations = Vec::with_capacity(count);
+        let mut results: Vec<Result<OperationId, String>> = Vec::with_capacity(count);
+        for (payload, id) in payloads.iter().zip(ids) {
+            let sealed = if app {
+                Operation::new_app(&self.cell, key, id, &self.me, payload)
+            } else {
+                Operation::new_entry(&self.cell, key, id, &self.me, payload)
+            };
+            match sealed {
+                Ok(operation) => {
+                    operations.push(operation);
+                    results.push(Ok(id));
+                }
+                Err(e) => results.push(Err(e.to_string())),
+            }
         }
-        Ok(ids)
+        if operations.is_empty() {
+            return results;
+        }
+        let mut written = self.write_all(engine, operations).into_iter();
+        for result in results.iter_mut().filter(|r| r.is_ok()) {
+            if let Some(outcome) = written.next() {
+                *result = outcome;
+            }
+        }
+        results
     }
 
     fn next_id(&self) -> Result<OperationId, String> {
-        let mut ids = self.next_ids(1)?;
-        ids.pop().ok_or_else(|| "no operation id issued".into())
+        let ids = self
+            .store
+            .next_operation_ids(&self.me.public(), now_us(), 1)
+            .map_err(|e| e.to_string())?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| "no operation id issued".into())
     }
 
     /// Writes a membership change authored by this node; `reply` is answered when a block
@@ -530,8 +593,9 @@ impl Context {
                 &self.me,
                 Payload::Membership(Box::new(change.clone())),
             );
-            let mut written = self.write_all(engine, vec![operation]);
-            written.pop().unwrap_or_else(|| Err("not written".into()))
+            self.write_all(engine, vec![operation])
+                .pop()
+                .unwrap_or_else(|| Err("the engine did not take the write".into()))
         });
         match written {
             Ok(operation) => self.waiters.push(Waiter {
@@ -545,17 +609,14 @@ impl Context {
         }
     }
 
-    /// Writes signed operations of this node in one engine step (one durable write); each
+    /// Writes signed operations of this node in one engine step (one durable write): each
     /// one's id once durable in the pending store, or why not, in order.
     fn write_all(
         &mut self,
         engine: &mut Engine,
         operations: Vec<Operation>,
     ) -> Vec<Result<OperationId, String>> {
-        if operations.is_empty() {
-            return Vec::new();
-        }
-        let ids: Vec<OperationId> = operations.iter().map(|o| o.id).collect();
+        let ids: Vec<OperationId> = operations.iter().map(|op| op.id).collect();
         let Some(output) = self.step(engine, Input::Write { operations }) else {
             return vec![Err("the write could not be made durable".into()); ids.len()];
         };
@@ -710,9 +771,51 @@ impl Context {
         }
     }
 
-    /// Hands what a step added or committed to the entity index (after it is durable).
+    /// The app change of a stored operation, if it carries one this node can open.
+    fn app_plain(&self, operation: &Operation) -> Option<AppPlain> {
+        match operation.open_app(self.entry_key.as_ref()?)? {
+            Ok(plaintext) => Some((operation.id, plaintext)),
+            Err(err) => {
+                warn!(
+                    "cell `{}`: app change {} does not open: {err}",
+                    self.cell_name, operation.id
+                );
+                None
+            }
+        }
+    }
+
+    /// Sends every app change of the chain and the pending store to the app service.
+    fn replay_apps(&self) {
+        let Some(apps) = &self.apps else { return };
+        let mut changes = Vec::new();
+        let result = self
+            .each_block(0, |block| {
+                changes.extend(block.operations.iter().filter_map(|op| self.app_plain(op)));
+                true
+            })
+            .and_then(|()| {
+                self.each_pending(|page| {
+                    changes.extend(page.iter().filter_map(|op| self.app_plain(op)));
+                    true
+                })
+            });
+        if let Err(err) = result {
+            error!(
+                "cell `{}`: cannot read the chain for the apps: {err}",
+                self.cell_name
+            );
+        }
+        let _ = apps.send_blocking(changes);
+    }
+
+    /// Hands what a step added or committed to the entity index and the app service (after
+    /// it is durable).
     fn forward(&self, output: &Output) {
-        let Some(feed) = &self.feed else { return };
+        if self.feed.is_none() && self.apps.is_none() {
+            return;
+        }
+        let mut apps = Vec::new();
         let mut batch = Vec::new();
         let mut through = None;
         for event in &output.events {
@@ -740,7 +843,10 @@ impl Context {
                 match self.store.operation(id) {
                     Ok(Some((op, location))) => {
                         let committed = matches!(location, Location::Committed { .. });
-                        batch.extend(self.plain(&op, committed));
+                        if self.feed.is_some() {
+                            batch.extend(self.plain(&op, committed));
+                        }
+                        apps.extend(self.app_plain(&op));
                     }
                     Ok(None) => {}
                     Err(err) => error!(
@@ -750,6 +856,10 @@ impl Context {
                 }
             }
         }
+        if let Some(sender) = self.apps.as_ref().filter(|_| !apps.is_empty()) {
+            let _ = sender.send_blocking(apps);
+        }
+        let Some(feed) = &self.feed else { return };
         if batch.is_empty() && through.is_none() {
             return;
         }
@@ -830,47 +940,32 @@ impl Context {
                 .is_ok()
         };
         let mut chunk = Vec::new();
-        let result: Result<(), crate::chain::StoreError> = (|| {
-            let mut next = from;
-            loop {
-                let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
-                let Some(last) = blocks.last() else { break };
-                next = last.height() + 1;
-                for block in &blocks {
-                    for op in &block.operations {
-                        chunk.extend(self.plain(op, true));
+        let mut stopped = false;
+        let result = self
+            .each_block(from, |block| {
+                for op in &block.operations {
+                    chunk.extend(self.plain(op, true));
+                }
+                through = Some(Checkpoint {
+                    height: block.height(),
+                    hash: block.hash(),
+                });
+                stopped = chunk.len() >= FEED_CHUNK_OPERATIONS
+                    && !send(std::mem::take(&mut chunk), through, false);
+                !stopped
+            })
+            .and_then(|()| {
+                if stopped {
+                    return Ok(());
+                }
+                self.each_pending(|page| {
+                    for op in page {
+                        chunk.extend(self.plain(op, false));
                     }
-                    through = Some(Checkpoint {
-                        height: block.height(),
-                        hash: block.hash(),
-                    });
-                }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS
-                    && !send(std::mem::take(&mut chunk), through, false)
-                {
-                    return Ok(());
-                }
-            }
-            use std::ops::Bound::{Excluded, Included, Unbounded};
-            let mut from = Unbounded;
-            loop {
-                let page = self
-                    .store
-                    .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
-                for op in &page {
-                    chunk.extend(self.plain(op, false));
-                }
-                if chunk.len() >= FEED_CHUNK_OPERATIONS
-                    && !send(std::mem::take(&mut chunk), through, false)
-                {
-                    return Ok(());
-                }
-                match page.last() {
-                    Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
-                    _ => return Ok(()),
-                }
-            }
-        })();
+                    chunk.len() < FEED_CHUNK_OPERATIONS
+                        || send(std::mem::take(&mut chunk), through, false)
+                })
+            });
         if let Err(err) = result {
             error!(
                 "cell `{}`: cannot read the chain for the entity index: {err}",
@@ -879,6 +974,49 @@ impl Context {
         }
         // Always end the replay, so a rebuild completes with what could be read.
         send(chunk, through, true);
+    }
+
+    /// The blocks from height `from` on, in order, until `each` returns false.
+    fn each_block(
+        &self,
+        from: u64,
+        mut each: impl FnMut(&Block) -> bool,
+    ) -> Result<(), crate::chain::StoreError> {
+        let mut next = from;
+        loop {
+            let blocks = self.store.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
+            let Some(last) = blocks.last() else {
+                return Ok(());
+            };
+            next = last.height() + 1;
+            for block in &blocks {
+                if !each(block) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The pending store in operation-id order, a page at a time, until `each` returns
+    /// false.
+    fn each_pending(
+        &self,
+        mut each: impl FnMut(&[Operation]) -> bool,
+    ) -> Result<(), crate::chain::StoreError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let mut from = Unbounded;
+        loop {
+            let page = self
+                .store
+                .pending_range((from, Included(OperationId::MAX)), FEED_CHUNK_OPERATIONS)?;
+            if !each(&page) {
+                return Ok(());
+            }
+            match page.last() {
+                Some(last) if page.len() == FEED_CHUNK_OPERATIONS => from = Excluded(last.id),
+                _ => return Ok(()),
+            }
+        }
     }
 
     fn log(&self, event: &Event) {

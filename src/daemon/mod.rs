@@ -1,6 +1,7 @@
 //! The daemon: loads the node and its cells, serves them on the network, runs the chain of
 //! every cell where the node has the chain role, and stops cleanly on SIGINT or SIGTERM.
 
+mod apps;
 mod chain;
 mod failpoint;
 mod members;

@@ -1,5 +1,5 @@
 //! The node's services as the network sees them: requests and one-way messages routed by
-//! (cell, service) to the chain and store services of the node's cells.
+//! (cell, service) to the chain, store and apps services of the node's cells.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -13,6 +13,7 @@ use tracing::warn;
 
 use std::time::Instant;
 
+use super::apps::AppsService;
 use super::chain::ChainService;
 use super::members::ChangeError;
 use super::status;
@@ -27,6 +28,7 @@ use crate::net::{AnswerFuture, EventSink, Incoming, Network, Services};
 pub struct NodeServices {
     chains: RwLock<HashMap<PublicKey, Arc<ChainService>>>,
     stores: RwLock<HashMap<PublicKey, Arc<StoreService>>>,
+    apps: RwLock<HashMap<PublicKey, Arc<AppsService>>>,
     network: OnceLock<Network>,
     /// This node's roles, by cell.
     roles: RwLock<HashMap<PublicKey, Vec<Role>>>,
@@ -39,6 +41,7 @@ impl NodeServices {
         NodeServices {
             chains: RwLock::default(),
             stores: RwLock::default(),
+            apps: RwLock::default(),
             network: OnceLock::new(),
             roles: RwLock::default(),
             started: Instant::now(),
@@ -72,6 +75,15 @@ impl NodeServices {
         };
     }
 
+    /// Routes `cell`'s Apps requests to `apps`; `None` removes.
+    pub fn install_apps(&self, cell: PublicKey, apps: Option<Arc<AppsService>>) {
+        let mut all = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        match apps {
+            Some(apps) => all.insert(cell, apps),
+            None => all.remove(&cell),
+        };
+    }
+
     fn store(&self, cell: &PublicKey) -> Option<Arc<StoreService>> {
         let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
         stores.get(cell).cloned()
@@ -94,6 +106,10 @@ impl Services for NodeServices {
     fn handle(&self, request: Incoming) -> AnswerFuture {
         let chain = self.chain(&request.cell);
         let store = self.store(&request.cell);
+        let apps = {
+            let all = self.apps.read().unwrap_or_else(|p| p.into_inner());
+            all.get(&request.cell).cloned()
+        };
         let roles = self
             .roles
             .read()
@@ -113,6 +129,16 @@ impl Services for NodeServices {
                     );
                 };
                 return store.handle(&request.payload).await;
+            }
+            if request.service == Service::Apps {
+                let Some(apps) = apps else {
+                    return refuse(
+                        ErrorCode::UNKNOWN_SERVICE,
+                        "this node does not serve the apps of this cell (it needs the chain \
+                         role and the cell's secret)",
+                    );
+                };
+                return apps.handle(request.from, &request.payload).await;
             }
             match (
                 request.service,
@@ -147,6 +173,7 @@ impl Services for NodeServices {
                         network: network.as_ref(),
                         chain: chain.as_deref(),
                         store: store.as_deref(),
+                        apps: apps.as_deref(),
                     })
                     .await;
                     wire::encode(&AdminResponse::Status(status)).map_err(|e| ErrorBody {

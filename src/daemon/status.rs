@@ -1,5 +1,5 @@
 //! `exo status` on the daemon's side: one cell's state gathered from its services (chain,
-//! store), the network's links and the cell's configuration.
+//! store, apps), the network's links and the cell's configuration.
 //!
 //! Architecture invariant: read-only. Asking for the status changes nothing and never waits
 //! long on a busy service: an index that is rebuilding is reported `busy`.
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use exocore_protocol::admin::{CellStatus, PeerStatus, StoreStatus};
 use exocore_protocol::identity::PublicKey;
 
+use super::apps::AppsService;
 use super::chain::ChainService;
 use super::store::StoreService;
 use crate::config::Role;
@@ -31,6 +32,8 @@ pub struct Sources<'a> {
     pub chain: Option<&'a ChainService>,
     /// The store service, on a store node whose index opened.
     pub store: Option<&'a StoreService>,
+    /// The apps service, on a chain node holding the cell's secret.
+    pub apps: Option<&'a AppsService>,
 }
 
 /// Gathers the status of one cell.
@@ -96,7 +99,7 @@ pub async fn gather(sources: Sources<'_>) -> CellStatus {
         chain,
         peers,
         store,
-        apps: Vec::new(),
+        apps: sources.apps.map(AppsService::statuses).unwrap_or_default(),
     }
 }
 

@@ -18,6 +18,7 @@ use async_io::Timer;
 use futures_lite::future;
 use tracing::{error, info};
 
+use super::apps::AppsService;
 use super::chain::ChainService;
 use super::services::NodeServices;
 use super::store::StoreService;
@@ -35,6 +36,7 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 struct CellRun {
     chain: Option<Arc<ChainService>>,
     store: Option<Arc<StoreService>>,
+    apps: Option<Arc<AppsService>>,
 }
 
 impl CellRun {
@@ -51,6 +53,7 @@ impl CellRun {
             return CellRun {
                 chain: None,
                 store: None,
+                apps: None,
             };
         }
         let (thread, feed) = match store {
@@ -61,9 +64,20 @@ impl CellRun {
             Ok(chain) => {
                 let chain = Arc::new(chain);
                 let store = thread.map(|t| Arc::new(StoreService::new(t, chain.clone())));
+                let host_store = store.clone().filter(|_| roles.contains(&Role::AppHost));
+                let apps = AppsService::start(
+                    &cell.config.name,
+                    node.config.id,
+                    chain.clone(),
+                    host_store,
+                )
+                .map_err(|message| error!("{message}"))
+                .ok()
+                .map(Arc::new);
                 CellRun {
                     chain: Some(chain),
                     store,
+                    apps,
                 }
             }
             Err(message) => {
@@ -71,6 +85,7 @@ impl CellRun {
                 CellRun {
                     chain: None,
                     store: None,
+                    apps: None,
                 }
             }
         }
@@ -87,8 +102,11 @@ impl CellRun {
         None
     }
 
-    /// Stops the chain (so nothing more is fed), then the index.
+    /// Stops the apps, the chain (so nothing more is fed), then the index.
     fn stop(&self) {
+        if let Some(apps) = &self.apps {
+            apps.stop();
+        }
         if let Some(chain) = &self.chain {
             chain.stop();
         }
@@ -148,6 +166,7 @@ pub async fn supervise(
             run.chain.clone(),
             run.store.clone(),
         );
+        services.install_apps(cell.config.id, run.apps.clone());
         let started = Instant::now();
         let mut checks = 0u32;
         let outcome = loop {
@@ -167,6 +186,7 @@ pub async fn supervise(
             }
         };
         services.install(cell.config.id, roles, None, None);
+        services.install_apps(cell.config.id, None);
         smol::unblock(move || run.stop()).await;
         match outcome {
             Outcome::Stop => return,

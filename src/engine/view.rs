@@ -7,9 +7,10 @@
 //! memory).
 
 use super::vote::VoteState;
+use crate::chain::membership::may_carry_change;
 use crate::chain::{
     Block, BlockHeader, ChainStore, Location, Membership, Operation, OperationId, SignedMembership,
-    StoreError, BLOCK_SIZE_BYTES_MAX,
+    StoreError,
 };
 
 /// Read access to the committed chain and the pending store.
@@ -36,6 +37,9 @@ pub trait ChainView {
         after: Option<OperationId>,
         limit: usize,
     ) -> Result<Vec<Operation>, StoreError>;
+    /// Whether the block at `height` may carry a membership change (false only if it
+    /// certainly does not: see [`may_carry_change`](crate::chain::membership::may_carry_change)).
+    fn block_may_carry_change(&self, height: u64) -> Result<bool, StoreError>;
     /// The last block this node signed.
     fn last_signed(&self) -> Result<Option<(u64, [u8; 32])>, StoreError>;
     /// This node's durable consensus vote (`None` if it never voted). A vote that does not
@@ -45,7 +49,8 @@ pub trait ChainView {
 
 /// The membership in force after block `height`, that is for block `height + 1`: `initial`
 /// (the cell's membership before block 1) with the changes of blocks `1..=height` applied.
-/// Reads those blocks: the engine calls it at startup and after a truncation, not per block.
+/// Walks those blocks' framing and decodes only the ones carrying a change: the engine calls it
+/// at startup and after a truncation, not per block.
 pub fn membership_at(
     view: &dyn ChainView,
     initial: &Membership,
@@ -72,18 +77,15 @@ fn fold_membership(
 ) -> Result<(Membership, Option<SignedMembership>), StoreError> {
     let mut membership = initial.clone();
     let mut last = None;
-    let mut next = 1;
-    while next <= height {
-        let blocks = view.blocks(next, 64, BLOCK_SIZE_BYTES_MAX)?;
-        if blocks.is_empty() {
-            break;
+    for h in 1..=height {
+        // Most blocks carry entries only: their framing says so without decoding them.
+        if !view.block_may_carry_change(h)? {
+            continue;
         }
-        for block in blocks.iter().take_while(|b| b.height() <= height) {
-            if let Some(change) = membership.apply_block(block) {
-                last = Some(change);
-            }
+        let Some(block) = view.block(h)? else { break };
+        if let Some(change) = membership.apply_block(&block) {
+            last = Some(change);
         }
-        next = blocks.last().map_or(height, |b| b.height()) + 1;
     }
     Ok((membership, last))
 }
@@ -129,6 +131,12 @@ impl ChainView for ChainStore {
                 limit,
             ),
         }
+    }
+
+    fn block_may_carry_change(&self, height: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .get_block_bytes(height)?
+            .is_some_and(|bytes| may_carry_change(&bytes)))
     }
 
     fn last_signed(&self) -> Result<Option<(u64, [u8; 32])>, StoreError> {

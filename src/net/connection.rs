@@ -104,6 +104,8 @@ struct Shared {
     next_request_id: AtomicU64,
     /// When anything was last received, µs since the Unix epoch (for `exo status`).
     last_received_us: AtomicU64,
+    /// When the session was established.
+    opened: Instant,
     /// Whether anything arrived from the peer: a node that refuses our key as a member
     /// closes right after the handshake, before sending anything.
     received_any: AtomicBool,
@@ -143,6 +145,11 @@ impl Connection {
     /// The other end's socket address, for logs.
     pub fn address(&self) -> &str {
         &self.shared.address
+    }
+
+    /// How long the session has been up.
+    pub fn age(&self) -> Duration {
+        self.shared.opened.elapsed()
     }
 
     /// When anything was last received from the other end, µs since the Unix epoch.
@@ -247,6 +254,7 @@ impl Pending {
             subscriptions: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
             last_received_us: AtomicU64::new(crate::clock::now_us()),
+            opened: Instant::now(),
             received_any: AtomicBool::new(false),
         };
         Pending {

@@ -40,6 +40,11 @@ pub const HANDSHAKES_MAX: usize = 128;
 pub const FALLBACK_DIAL_GRACE: Duration = Duration::from_secs(10);
 /// How long a ping between nodes may take before the peer counts as unreachable.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// A link older than this is no dialing race: a second connection with the same peer key
+/// while it still answers comes from another node holding that key.
+pub const SETTLED_LINK_AGE: Duration = Duration::from_secs(5);
+/// How long the existing link may take to answer before the newcomer replaces it.
+const CLONE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Another node of a cell, as the network needs it.
 #[derive(Debug, Clone)]
@@ -77,6 +82,11 @@ struct Link {
     /// When anything was last received over a link that is now down, µs since the epoch.
     last_seen_us: Option<u64>,
 }
+
+/// Why a connection from a second node with a peer's key is closed: what that node logs.
+pub const DUPLICATE_KEY: &str = "another node with this node's key is already connected: \
+    two nodes share one node key (was a node directory copied?); give this node its own \
+    identity with `exo node init` in a new directory and join it to the cell";
 
 /// The link to one peer, as [`Network::peer_links`] reports it.
 #[derive(Debug, Clone)]
@@ -222,6 +232,22 @@ impl Network {
         lock(&inner.connections).insert(id, connection.clone());
         let mut peer_name = self.peer_name(&cell, &remote);
         let cell_name = self.cell(&cell).map(|c| c.name).unwrap_or_default();
+        if let (Some(name), Some(existing)) = (&peer_name, self.link(&cell, &remote)) {
+            // A settled link that still answers: this is a second node with the same key.
+            if existing.age() >= SETTLED_LINK_AGE
+                && existing.ping(CLONE_PROBE_TIMEOUT).await.is_ok()
+            {
+                warn!(
+                    "cell `{cell_name}`: `{name}` ({}) is connected from {} and another node \
+                     with its key connected from {address}: two nodes share one node key (a \
+                     node directory copied to another machine?); the second is refused",
+                    remote.fingerprint(),
+                    existing.address()
+                );
+                connection.close(DUPLICATE_KEY);
+                peer_name = None;
+            }
+        }
         if let Some(name) = peer_name.clone() {
             let admitted = {
                 let mut links = lock(&inner.links);

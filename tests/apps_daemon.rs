@@ -1,0 +1,183 @@
+//! Apps in a real daemon, through the binary: `exo cell app install` writes the package to
+//! the chain, the app host runs it, its entities are visible to `exo store query`; a hostile
+//! app is stopped with its reason while the daemon and the other app go on; apps come back
+//! after a restart (replayed from the chain); `remove` stops them; bad packages are refused.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::{fails, ok, setup, store_query_ids, Daemon};
+
+/// Packages the WebAssembly text `wat` as app `name` with read/write access to tasks.
+fn package(root: &Path, name: &str, wat: &str) -> PathBuf {
+    ok(
+        root,
+        &["app", "new", name, "--parent", root.to_str().unwrap()],
+    );
+    let dir = root.join(name);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/apps")
+        .join(wat);
+    std::fs::copy(source, dir.join(format!("{name}.wat"))).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("app.toml")).unwrap();
+    let manifest = manifest
+        .replace("read = []", "read = [\"task\"]")
+        .replace("write = []", "write = [\"task\"]");
+    std::fs::write(dir.join("app.toml"), manifest).unwrap();
+    let file = root.join(format!("{name}.exoapp"));
+    ok(
+        root,
+        &[
+            "app",
+            "package",
+            dir.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    file
+}
+
+fn apps(dir: &Path) -> Vec<serde_json::Value> {
+    ok(dir, &["cell", "app", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn installed_apps_run_in_the_daemon_and_survive_a_restart() {
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    let tasks = package(work.path(), "tasks", "tasks/tasks.wat");
+    let out = ok(&s.dir, &["cell", "app", "install", tasks.to_str().unwrap()]);
+    assert_eq!(out.trim().len(), 32, "an operation id: {out}");
+
+    let expected = ["task-001", "task-002", "task-003"];
+    wait_until("the tasks app's entities", || {
+        let mut ids = store_query_ids(&s.dir, "type:task");
+        ids.sort();
+        ids == expected
+    });
+    let listed = apps(&s.dir);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "tasks");
+    assert_eq!(listed[0]["state"], "running");
+    assert_eq!(listed[0]["faults"], 0);
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&s.dir, &["status", "--json"])).unwrap();
+    assert_eq!(status[0]["apps"][0]["name"], "tasks", "{status}");
+    assert_eq!(status[0]["apps"][0]["state"], "running", "{status}");
+
+    // A hostile app is contained: stopped with its reason, restarted, and the rest goes on.
+    let looping = package(work.path(), "looping", "hostile/loop.wat");
+    ok(
+        &s.dir,
+        &["cell", "app", "install", looping.to_str().unwrap()],
+    );
+    wait_until("the looping app's fault", || {
+        apps(&s.dir).iter().any(|a| {
+            a["name"] == "looping"
+                && a["last_fault"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("ran out of fuel in `init`"))
+        })
+    });
+    assert_eq!(store_query_ids(&s.dir, "type:task").len(), 3);
+    let tasks_app = apps(&s.dir)
+        .into_iter()
+        .find(|a| a["name"] == "tasks")
+        .unwrap();
+    assert_eq!(
+        (tasks_app["state"].as_str(), tasks_app["faults"].as_u64()),
+        (Some("running"), Some(0))
+    );
+
+    // Removed apps stop; the others come back after a restart, from the chain.
+    ok(&s.dir, &["cell", "app", "remove", "looping"]);
+    wait_until("the removal", || apps(&s.dir).len() == 1);
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+    assert!(log.contains("app tasks 0.1.0 installed"), "{log}");
+    let daemon = Daemon::start(&s.dir);
+    wait_until("the tasks app after the restart", || {
+        apps(&s.dir)
+            .iter()
+            .any(|a| a["name"] == "tasks" && a["state"] == "running")
+    });
+    assert_eq!(apps(&s.dir).len(), 1);
+    let err = fails(&s.dir, &["cell", "app", "remove", "looping"], 1);
+    assert!(err.contains("no app `looping` is installed"), "{err}");
+    let (clean, log) = daemon.stop();
+    assert!(clean, "{log}");
+}
+
+#[test]
+fn bad_packages_are_refused_before_the_chain() {
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    let tasks = package(work.path(), "tasks", "tasks/tasks.wat");
+    let mut bytes = std::fs::read(&tasks).unwrap();
+    let at = bytes.len() - 80;
+    bytes[at] ^= 1;
+    let altered = work.path().join("altered.exoapp");
+    std::fs::write(&altered, bytes).unwrap();
+    let err = fails(
+        &s.dir,
+        &["cell", "app", "install", altered.to_str().unwrap()],
+        1,
+    );
+    assert!(err.contains("signature does not verify"), "{err}");
+    assert!(apps(&s.dir).is_empty());
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+}
+
+#[test]
+fn only_the_node_itself_installs_apps() {
+    use exocore_protocol::app::{AppsRequest, AppsResponse};
+    use exocore_protocol::client::Client;
+    use exocore_protocol::envelope::Service;
+    use exocore_protocol::wire;
+
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    let package = std::fs::read(package(work.path(), "tasks", "tasks/tasks.wat")).unwrap();
+    smol::block_on(async {
+        let mut client = Client::connect(s.address.as_str(), &s.member, s.cell, &[s.node])
+            .await
+            .unwrap();
+        let install = wire::encode(&AppsRequest::Install { package }).unwrap();
+        match client.request(Service::Apps, install).await {
+            Err(exocore_protocol::Error::Remote(body)) => {
+                assert_eq!(
+                    body.code,
+                    exocore_protocol::message::ErrorCode::NOT_AUTHORIZED
+                );
+                assert!(body.message.contains("only the node itself"), "{body}");
+            }
+            other => panic!("a member installed an app: {other:?}"),
+        }
+        let list = client
+            .request(Service::Apps, wire::encode(&AppsRequest::List).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            wire::decode::<AppsResponse>(&list).unwrap(),
+            AppsResponse::List { apps: vec![] }
+        );
+        let _ = client.close("done").await;
+    });
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+}
