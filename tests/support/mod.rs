@@ -99,13 +99,17 @@ pub fn error_line(run: &Run, code: i32) -> String {
     line.to_string()
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking, below Linux's ephemeral range (32768 and
+/// up): a daemon restarted on its port must not find it taken by some test's outgoing
+/// connection, which the kernel gives ephemeral ports.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }
 
 /// A node directory with its listen address.
