@@ -197,11 +197,16 @@ pub struct StoreThread {
 
 impl StoreThread {
     /// Opens the cell's index and starts its thread; returns it and the feed for the chain.
-    /// Garbage collection keeps old versions and deletions for `retention_us`.
-    pub fn start(cell: &Cell, retention_us: u64) -> Result<(StoreThread, StoreFeed), String> {
+    /// Garbage collection keeps old versions and deletions for `retention_us`. `schemas`
+    /// are the built-in types and those of the cell's installed apps.
+    pub fn start(
+        cell: &Cell,
+        retention_us: u64,
+        schemas: Schemas,
+    ) -> Result<(StoreThread, StoreFeed), String> {
         let name = cell.config.name.clone();
         let dir = index_dir(&cell.dir);
-        let (index, opened) = StoreIndex::open(&dir, Schemas::builtin()).map_err(|e| {
+        let (index, opened) = StoreIndex::open(&dir, schemas).map_err(|e| {
             format!(
                 "cell `{name}`: cannot open the entity index in {}: {e}",
                 dir.display()
