@@ -2,7 +2,8 @@
 //! the chain, the app host runs it, its entities are visible to `exo store query`; a hostile
 //! app is stopped with its reason while the daemon and the other app go on; apps come back
 //! after a restart (replayed from the chain); `remove` stops them; bad packages are refused;
-//! an app's own trait types are registered in the cell's store while it is installed.
+//! an app's own trait types are registered in the cell's store while it is installed; an
+//! app's watched query gets the store's changes.
 
 mod support;
 
@@ -291,5 +292,36 @@ fn an_installed_apps_trait_types_are_stored_and_queried_until_it_is_removed() {
         log.matches(RESTART).count(),
         1,
         "only the removal restarts: {log}"
+    );
+}
+
+#[test]
+fn an_apps_watched_query_follows_the_daemons_store() {
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    let watcher = package(work.path(), "watcher", "watcher/watcher.wat");
+    ok(
+        &s.dir,
+        &["cell", "app", "install", watcher.to_str().unwrap()],
+    );
+    let wait = Duration::from_secs(30);
+    s.daemon.wait_log("app watcher: watch: 0", wait);
+    store_put(&s.dir, &["new", "task", "title=one"]);
+    s.daemon.wait_log("app watcher: watch: 1", wait);
+    store_put(&s.dir, &["new", "task", "title=two"]);
+    // At two tasks the app ends its watch; the host answers Done.
+    s.daemon.wait_log("app watcher: unwatched", wait);
+    store_put(&s.dir, &["new", "task", "title=three"]);
+    let listed = apps(&s.dir);
+    assert_eq!(
+        (listed[0]["state"].as_str(), listed[0]["faults"].as_u64()),
+        (Some("running"), Some(0)),
+        "{listed:?}"
+    );
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+    assert!(
+        !log.contains("app watcher: watch: 3"),
+        "the ended watch got no more: {log}"
     );
 }

@@ -48,13 +48,9 @@ impl AppStore for ServiceStore {
         })
     }
 
-    fn watch(&self, _query: Query) -> StoreFuture<WatchReceiver> {
-        Box::pin(async {
-            Err(ErrorBody {
-                code: ErrorCode::UNSUPPORTED_KIND,
-                message: "watched queries from apps are not served by the daemon yet".into(),
-            })
-        })
+    fn watch(&self, query: Query) -> StoreFuture<WatchReceiver> {
+        let store = self.0.clone();
+        Box::pin(async move { store.watch(query).await })
     }
 }
 

@@ -10,6 +10,7 @@ mod services;
 mod status;
 mod store;
 mod supervisor;
+mod watcher;
 
 use std::fmt;
 use std::sync::Arc;
