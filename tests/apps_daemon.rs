@@ -238,7 +238,12 @@ fn an_installed_apps_trait_types_are_stored_and_queried_until_it_is_removed() {
 
     // Not installed: the type is unknown to the store.
     let err = put_note(&s.dir, "before").unwrap_err();
-    assert!(err.contains("unknown trait type `notes.note`"), "{err}");
+    assert!(
+        err.contains(
+            "unknown trait type `notes.note` (neither built in nor brought by an installed app)"
+        ),
+        "{err}"
+    );
 
     ok(&s.dir, &["cell", "app", "install", file.to_str().unwrap()]);
     let mut stored = None;
@@ -281,7 +286,12 @@ fn an_installed_apps_trait_types_are_stored_and_queried_until_it_is_removed() {
     ok(&s.dir, &["cell", "app", "remove", "notes"]);
     daemon.wait_log(RESTART, Duration::from_secs(30));
     let err = put_note(&s.dir, "after").unwrap_err();
-    assert!(err.contains("unknown trait type `notes.note`"), "{err}");
+    assert!(
+        err.contains(
+            "unknown trait type `notes.note` (neither built in nor brought by an installed app)"
+        ),
+        "{err}"
+    );
     wait_until("the store after the removal", || {
         exo(&s.dir, &["store", "query", "--json", "type:notes.note"]).code == 0
     });
