@@ -1,14 +1,16 @@
 //! Apps in a real daemon, through the binary: `exo cell app install` writes the package to
 //! the chain, the app host runs it, its entities are visible to `exo store query`; a hostile
 //! app is stopped with its reason while the daemon and the other app go on; apps come back
-//! after a restart (replayed from the chain); `remove` stops them; bad packages are refused.
+//! after a restart (replayed from the chain); `remove` stops them; bad packages are refused;
+//! an app's own trait types are registered in the cell's store while it is installed; an
+//! app's watched query gets the store's changes.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{fails, ok, setup, store_query_ids, Daemon};
+use support::{exo, fails, ok, setup, store_put, store_query_ids, Daemon};
 
 /// Packages the WebAssembly text `wat` as app `name` with read/write access to tasks.
 fn package(root: &Path, name: &str, wat: &str) -> PathBuf {
@@ -180,4 +182,156 @@ fn only_the_node_itself_installs_apps() {
     });
     let (clean, log) = s.daemon.stop();
     assert!(clean, "{log}");
+}
+
+/// A schema file bringing trait type `notes.note`, with an indexed title.
+const NOTE_SCHEMA: &str = "[[trait]]\nname = \"notes.note\"\n\
+    [[trait.field]]\nname = \"title\"\ntype = \"string\"\nindexed = true\n";
+
+/// What the daemon logs when the installed apps' types change.
+const RESTART: &str = "restarting its services with the installed apps' trait types";
+
+/// `exo store put new notes.note title=TITLE`, retried while the cell's services restart (they
+/// do when an install or removal changes the trait types); its output or last error.
+fn put_note(dir: &Path, title: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let field = format!("title={title}");
+    loop {
+        let run = exo(dir, &["store", "put", "new", "notes.note", &field]);
+        if run.code == 0 {
+            return Ok(run.stdout);
+        }
+        if Instant::now() >= deadline || !run.stderr.contains("not served") {
+            return Err(run.stderr);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_installed_apps_trait_types_are_stored_and_queried_until_it_is_removed() {
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    ok(
+        work.path(),
+        &[
+            "app",
+            "new",
+            "notes",
+            "--parent",
+            work.path().to_str().unwrap(),
+        ],
+    );
+    let dir = work.path().join("notes");
+    std::fs::write(dir.join("schema.toml"), NOTE_SCHEMA).unwrap();
+    let file = work.path().join("notes.exoapp");
+    ok(
+        work.path(),
+        &[
+            "app",
+            "package",
+            dir.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+
+    // Not installed: the type is unknown to the store.
+    let err = put_note(&s.dir, "before").unwrap_err();
+    assert!(
+        err.contains(
+            "unknown trait type `notes.note` (neither built in nor brought by an installed app)"
+        ),
+        "{err}"
+    );
+
+    ok(&s.dir, &["cell", "app", "install", file.to_str().unwrap()]);
+    let mut stored = None;
+    wait_until("the notes.note type in the store", || {
+        stored = put_note(&s.dir, "groceries").ok();
+        stored.is_some()
+    });
+    let entity = stored
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        store_query_ids(&s.dir, "type:notes.note"),
+        [entity.as_str()]
+    );
+    assert_eq!(
+        store_query_ids(&s.dir, "notes.note.title:groceries"),
+        [entity.as_str()],
+        "the app's indexed field is queryable"
+    );
+
+    // After a restart the index opens with the app's types (no second restart needed).
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+    assert!(log.contains(RESTART), "{log}");
+    let daemon = Daemon::start(&s.dir);
+    wait_until("the store after the restart", || {
+        exo(&s.dir, &["store", "query", "--json", "type:notes.note"]).code == 0
+    });
+    assert_eq!(
+        store_query_ids(&s.dir, "notes.note.title:groceries"),
+        [entity.as_str()]
+    );
+    let second = store_put(&s.dir, &["new", "notes.note", "title=books"]);
+    assert_eq!(store_query_ids(&s.dir, "notes.note.title:books"), [second]);
+
+    // Removed: new writes of the type are refused again; what was stored stays, found by type.
+    ok(&s.dir, &["cell", "app", "remove", "notes"]);
+    daemon.wait_log(RESTART, Duration::from_secs(30));
+    let err = put_note(&s.dir, "after").unwrap_err();
+    assert!(
+        err.contains(
+            "unknown trait type `notes.note` (neither built in nor brought by an installed app)"
+        ),
+        "{err}"
+    );
+    wait_until("the store after the removal", || {
+        exo(&s.dir, &["store", "query", "--json", "type:notes.note"]).code == 0
+    });
+    assert_eq!(store_query_ids(&s.dir, "type:notes.note").len(), 2);
+    let (clean, log) = daemon.stop();
+    assert!(clean, "{log}");
+    assert_eq!(
+        log.matches(RESTART).count(),
+        1,
+        "only the removal restarts: {log}"
+    );
+}
+
+#[test]
+fn an_apps_watched_query_follows_the_daemons_store() {
+    let s = setup();
+    let work = tempfile::tempdir().unwrap();
+    let watcher = package(work.path(), "watcher", "watcher/watcher.wat");
+    ok(
+        &s.dir,
+        &["cell", "app", "install", watcher.to_str().unwrap()],
+    );
+    let wait = Duration::from_secs(30);
+    s.daemon.wait_log("app watcher: watch: 0", wait);
+    store_put(&s.dir, &["new", "task", "title=one"]);
+    s.daemon.wait_log("app watcher: watch: 1", wait);
+    store_put(&s.dir, &["new", "task", "title=two"]);
+    // At two tasks the app ends its watch; the host answers Done.
+    s.daemon.wait_log("app watcher: unwatched", wait);
+    store_put(&s.dir, &["new", "task", "title=three"]);
+    let listed = apps(&s.dir);
+    assert_eq!(
+        (listed[0]["state"].as_str(), listed[0]["faults"].as_u64()),
+        (Some("running"), Some(0)),
+        "{listed:?}"
+    );
+    let (clean, log) = s.daemon.stop();
+    assert!(clean, "{log}");
+    assert!(
+        !log.contains("app watcher: watch: 3"),
+        "the ended watch got no more: {log}"
+    );
 }

@@ -68,6 +68,14 @@ impl InstalledApps {
         all
     }
 
+    /// The schema files of the installed apps, by app name: what the cell's entity index
+    /// adds to the built-in types.
+    pub fn schema_files(&self) -> Vec<String> {
+        self.iter()
+            .map(|app| app.manifest.schemas.clone())
+            .collect()
+    }
+
     /// An installed app.
     pub fn get(&self, name: &str) -> Option<&VerifiedApp> {
         self.changes.get(name).and_then(|(_, app)| app.as_ref())

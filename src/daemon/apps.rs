@@ -3,10 +3,17 @@
 //! host node (app-host and store roles) the installed apps run in an [`AppHost`] over the
 //! cell's store service. Answers the Apps service (`spec/apps.md` section 11).
 //!
+//! Where the cell's store runs on this node, the trait types of the installed apps are
+//! registered in its index: when the folded apps bring other types than the index opened
+//! with, they are recorded ([`super::app_schemas`]) and [`AppsService::schemas_changed`]
+//! tells the supervisor to restart the cell's services, so the index reopens with them.
+//!
 //! Architecture invariant: glue only: verification and the fold are `crate::apps`'s,
 //! durability and replication the chain's, data access the store service's.
 
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use exocore_protocol::app::{AppInfo, AppsRequest, AppsResponse};
@@ -16,13 +23,14 @@ use exocore_protocol::store::{StoreRequest, StoreResponse};
 use exocore_protocol::wire;
 use tracing::{error, info, warn};
 
+use super::app_schemas;
 use super::chain::{AppPlain, ChainService};
 use super::store::StoreService;
 use crate::apps::change::{AppChange, Applied, InstalledApps};
 use crate::apps::store::{StoreFuture, WatchReceiver};
 use crate::apps::{AppHost, AppState, AppStore, Limits, Package};
 use crate::net::Answer;
-use crate::store::Query;
+use crate::store::{Query, Schemas};
 
 /// App change batches waiting for the app thread; beyond it, the chain service waits.
 const CHANGES_LEN: usize = 16;
@@ -40,13 +48,9 @@ impl AppStore for ServiceStore {
         })
     }
 
-    fn watch(&self, _query: Query) -> StoreFuture<WatchReceiver> {
-        Box::pin(async {
-            Err(ErrorBody {
-                code: ErrorCode::UNSUPPORTED_KIND,
-                message: "watched queries from apps are not served by the daemon yet".into(),
-            })
-        })
+    fn watch(&self, query: Query) -> StoreFuture<WatchReceiver> {
+        let store = self.0.clone();
+        Box::pin(async move { store.watch(query).await })
     }
 }
 
@@ -64,6 +68,14 @@ fn bad(message: String) -> ErrorBody {
     }
 }
 
+/// The schemas the cell's entity index on this node runs with.
+pub struct IndexedSchemas {
+    /// The cell's folder, where a change is recorded.
+    pub cell_dir: PathBuf,
+    /// The built-in types and those of the apps installed when the index opened.
+    pub schemas: Schemas,
+}
+
 /// The apps of a cell on this node.
 pub struct AppsService {
     cell_name: String,
@@ -74,16 +86,20 @@ pub struct AppsService {
     host: Option<Arc<AppHost>>,
     changes: async_channel::Sender<Vec<AppPlain>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The installed apps' types differ from the index's (and are recorded for its restart).
+    schemas_changed: Arc<AtomicBool>,
 }
 
 impl AppsService {
     /// Starts following the cell's app changes; runs the apps when `store` is given (the
-    /// node is an app host with a store).
+    /// node is an app host with a store); watches the installed apps' types against
+    /// `indexed` when the cell's store runs on this node.
     pub fn start(
         cell_name: &str,
         node: PublicKey,
         chain: Arc<ChainService>,
         store: Option<Arc<StoreService>>,
+        indexed: Option<IndexedSchemas>,
     ) -> Result<AppsService, String> {
         let host = match store {
             Some(store) => Some(Arc::new(
@@ -94,12 +110,18 @@ impl AppsService {
         };
         let installed = Arc::new(Mutex::new(InstalledApps::default()));
         let (changes, receiver) = async_channel::bounded(CHANGES_LEN);
+        let schemas_changed = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name(format!("apps-{cell_name}"))
             .spawn({
-                let (name, installed, host) =
-                    (cell_name.to_string(), installed.clone(), host.clone());
-                move || follow(&name, &installed, host.as_deref(), &receiver)
+                let follower = Follower {
+                    cell: cell_name.to_string(),
+                    installed: installed.clone(),
+                    host: host.clone(),
+                    indexed,
+                    schemas_changed: schemas_changed.clone(),
+                };
+                move || follower.follow(&receiver)
             })
             .map_err(|e| format!("cannot start the apps thread: {e}"))?;
         chain.watch_apps(changes.clone());
@@ -111,7 +133,14 @@ impl AppsService {
             host,
             changes,
             thread: Mutex::new(Some(thread)),
+            schemas_changed,
         })
+    }
+
+    /// Whether the installed apps now bring other trait types than the cell's index runs
+    /// with: the cell's services are to be restarted so the index takes them.
+    pub fn schemas_changed(&self) -> bool {
+        self.schemas_changed.load(Ordering::Acquire)
     }
 
     /// Answers one Apps request (its payload) from member `from`.
@@ -165,8 +194,8 @@ impl AppsService {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, InstalledApps> {
-        self.installed.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, InstalledApps> {
+        lock(&self.installed)
     }
 
     fn list(&self) -> Vec<AppInfo> {
@@ -224,22 +253,42 @@ impl AppsService {
     }
 }
 
-/// Folds the app changes the chain sends, and starts or stops the apps they name.
-fn follow(
-    cell: &str,
-    installed: &Mutex<InstalledApps>,
-    host: Option<&AppHost>,
-    changes: &async_channel::Receiver<Vec<AppPlain>>,
-) {
-    while let Ok(mut batch) = changes.recv_blocking() {
+/// The installed apps; a panic while they were held left them consistent (each change is
+/// applied whole), so a poisoned lock is used as is.
+fn lock(installed: &Mutex<InstalledApps>) -> MutexGuard<'_, InstalledApps> {
+    installed.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The apps thread's state.
+struct Follower {
+    cell: String,
+    installed: Arc<Mutex<InstalledApps>>,
+    host: Option<Arc<AppHost>>,
+    indexed: Option<IndexedSchemas>,
+    schemas_changed: Arc<AtomicBool>,
+}
+
+impl Follower {
+    fn lock(&self) -> MutexGuard<'_, InstalledApps> {
+        lock(&self.installed)
+    }
+
+    /// Folds the app changes the chain sends, starts or stops the apps they name, and
+    /// notices when the installed apps' types leave the index's.
+    fn follow(&self, changes: &async_channel::Receiver<Vec<AppPlain>>) {
+        while let Ok(batch) = changes.recv_blocking() {
+            self.apply(batch);
+            self.compare_schemas();
+        }
+    }
+
+    fn apply(&self, mut batch: Vec<AppPlain>) {
+        let (cell, host) = (&self.cell, self.host.as_deref());
         batch.sort_by_key(|(id, _)| *id);
         for (id, plaintext) in batch {
             let applied = AppChange::from_bytes(&plaintext)
                 .map_err(|e| e.to_string())
-                .and_then(|change| {
-                    let mut installed = installed.lock().unwrap_or_else(|p| p.into_inner());
-                    installed.apply(id, &change).map_err(|e| e.to_string())
-                });
+                .and_then(|change| self.lock().apply(id, &change).map_err(|e| e.to_string()));
             match applied {
                 Ok(Applied::Installed(app)) => {
                     info!(
@@ -261,6 +310,37 @@ fn follow(
                 Ok(Applied::Superseded) => {}
                 Err(e) => warn!("cell `{cell}`: app change {id} is ignored: {e}"),
             }
+        }
+    }
+
+    /// Records the installed apps' schema files and raises the flag when their types are no
+    /// longer the index's. Once raised, the restart is coming: nothing more to compare.
+    fn compare_schemas(&self) {
+        let Some(indexed) = &self.indexed else { return };
+        if self.schemas_changed.load(Ordering::Acquire) {
+            return;
+        }
+        let (now, files) = {
+            let installed = self.lock();
+            // App names are never empty: every installed app counts.
+            (installed.schemas(""), installed.schema_files())
+        };
+        if now == indexed.schemas {
+            return;
+        }
+        let cell = &self.cell;
+        match app_schemas::save(&indexed.cell_dir, &files) {
+            Ok(()) => {
+                info!(
+                    "cell `{cell}`: the installed apps bring other trait types: the cell's \
+                     services restart so its entity index takes them"
+                );
+                self.schemas_changed.store(true, Ordering::Release);
+            }
+            Err(e) => error!(
+                "cell `{cell}`: the installed apps bring other trait types, but {e}: the \
+                 entity index keeps the previous ones"
+            ),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The daemon: loads the node and its cells, serves them on the network, runs the chain of
 //! every cell where the node has the chain role, and stops cleanly on SIGINT or SIGTERM.
 
+mod app_schemas;
 mod apps;
 mod chain;
 mod failpoint;
@@ -9,6 +10,7 @@ mod services;
 mod status;
 mod store;
 mod supervisor;
+mod watcher;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tracing::{error, info};
 
 use crate::config::{self, Cell, Node, NodeDir};
 use crate::net::{CellNet, Network};
+use crate::store::Schemas;
 
 use services::NodeServices;
 use store::StoreThread;
@@ -61,11 +64,13 @@ pub fn cell_net(node: &Node, cell: &Cell) -> CellNet {
 
 /// Opens the entity index of a cell where the node has the store role, if it can serve it:
 /// it needs the chain role (the index is fed by the local chain) and the cell's secret (to
-/// read entries). Otherwise logs why and returns `None`.
+/// read entries). Otherwise logs why and returns `None`. `schemas`: the built-in types and
+/// those of the cell's installed apps.
 fn start_store(
     node: &Node,
     cell: &Cell,
     has_chain: bool,
+    schemas: Schemas,
 ) -> Option<(StoreThread, store::StoreFeed)> {
     let name = &cell.config.name;
     if !has_chain {
@@ -82,7 +87,7 @@ fn start_store(
         );
         return None;
     }
-    match StoreThread::start(cell, node.config.store.retention_us()) {
+    match StoreThread::start(cell, node.config.store.retention_us(), schemas) {
         Ok(started) => Some(started),
         Err(message) => {
             error!("{message}");

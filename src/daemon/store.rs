@@ -18,8 +18,9 @@
 //!
 //! Watched queries live on the index thread too: after every batch it applies (a local
 //! mutation or operations fed by the chain), it re-runs each watched query and pushes the new
-//! results to the watcher when their hash changed. The watcher's [`EventSink`] keeps only the
-//! newest pending results, so a slow watcher gets fewer events, never a stale final state.
+//! results to the watcher when their hash changed: a member's subscription or an app of this
+//! node ([`Watcher`]), which keeps only the newest pending results, so a slow watcher gets
+//! fewer events, never a stale final state.
 //!
 //! Architecture invariant: this is glue. Validation, folding and queries are the store
 //! library's; durability and replication are the chain service's.
@@ -37,6 +38,8 @@ use futures_lite::future;
 use tracing::{debug, error, info, warn};
 
 use super::chain::ChainService;
+use super::watcher::Watcher;
+use crate::apps::store::WatchReceiver;
 use crate::chain::OperationId;
 use crate::clock::now_us;
 use crate::config::Cell;
@@ -132,7 +135,7 @@ enum Request {
     },
     Watch {
         query: Box<Query>,
-        sink: Box<EventSink>,
+        watcher: Box<Watcher>,
         reply: async_channel::Sender<Result<(), ErrorBody>>,
     },
 }
@@ -180,7 +183,7 @@ fn prepare_batch(index: &StoreIndex, requests: Vec<Vec<Mutation>>) -> Prepared {
 struct Watch {
     query: Query,
     hash: u64,
-    sink: EventSink,
+    watcher: Watcher,
 }
 
 /// The index folder of a cell.
@@ -197,11 +200,16 @@ pub struct StoreThread {
 
 impl StoreThread {
     /// Opens the cell's index and starts its thread; returns it and the feed for the chain.
-    /// Garbage collection keeps old versions and deletions for `retention_us`.
-    pub fn start(cell: &Cell, retention_us: u64) -> Result<(StoreThread, StoreFeed), String> {
+    /// Garbage collection keeps old versions and deletions for `retention_us`. `schemas`
+    /// are the built-in types and those of the cell's installed apps.
+    pub fn start(
+        cell: &Cell,
+        retention_us: u64,
+        schemas: Schemas,
+    ) -> Result<(StoreThread, StoreFeed), String> {
         let name = cell.config.name.clone();
         let dir = index_dir(&cell.dir);
-        let (index, opened) = StoreIndex::open(&dir, Schemas::builtin()).map_err(|e| {
+        let (index, opened) = StoreIndex::open(&dir, schemas).map_err(|e| {
             format!(
                 "cell `{name}`: cannot open the entity index in {}: {e}",
                 dir.display()
@@ -296,7 +304,7 @@ fn run(
         }
     }
     for watch in watches {
-        watch.sink.fail(ErrorBody {
+        watch.watcher.fail(ErrorBody {
             code: ErrorCode::SHUTTING_DOWN,
             message: format!("the store of cell `{cell}` is stopping"),
         });
@@ -429,16 +437,6 @@ fn rebuild(
     Ok(Some(report))
 }
 
-/// Pushes `results` to a watcher, as a Results event.
-fn push(cell: &str, sink: &EventSink, results: &QueryResults) {
-    match wire::encode(&results_response(results)) {
-        Ok(payload) => {
-            sink.send(payload);
-        }
-        Err(e) => warn!("cell `{cell}`: watched query results do not encode: {e}"),
-    }
-}
-
 /// Re-runs every watched query after a batch; pushes the results whose hash changed. Watches
 /// whose subscriber went away are dropped.
 fn refresh(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>) {
@@ -447,7 +445,7 @@ fn refresh(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>) {
         match index.query(&watch.query) {
             Ok(results) if results.hash != watch.hash => {
                 watch.hash = results.hash;
-                push(cell, &watch.sink, &results);
+                watch.watcher.push(cell, results_response(&results));
             }
             Ok(_) => {}
             Err(e) => warn!("cell `{cell}`: a watched query failed: {e}"),
@@ -458,7 +456,7 @@ fn refresh(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>) {
 /// Forgets the watches whose subscriber unsubscribed or went away.
 fn prune(cell: &str, watches: &mut Vec<Watch>) {
     let before = watches.len();
-    watches.retain(|w| !w.sink.is_closed());
+    watches.retain(|w| !w.watcher.is_closed());
     let ended = before - watches.len();
     if ended > 0 {
         debug!("cell `{cell}`: {ended} watched query(ies) ended");
@@ -471,7 +469,7 @@ fn watch(
     index: &mut StoreIndex,
     watches: &mut Vec<Watch>,
     query: Query,
-    sink: EventSink,
+    watcher: Watcher,
 ) -> Result<(), ErrorBody> {
     prune(cell, watches);
     if watches.len() >= WATCHES_MAX {
@@ -487,11 +485,11 @@ fn watch(
         QueryError::Index(e) => internal(e),
         e => bad(e.to_string()),
     })?;
-    push(cell, &sink, &results);
+    watcher.push(cell, results_response(&results));
     watches.push(Watch {
         query,
         hash: results.hash,
-        sink,
+        watcher,
     });
     Ok(())
 }
@@ -518,8 +516,12 @@ fn answer(cell: &str, index: &mut StoreIndex, watches: &mut Vec<Watch>, request:
         Request::Get { entity, reply } => {
             let _ = reply.try_send(index.get(&entity).map_err(|e| e.to_string()));
         }
-        Request::Watch { query, sink, reply } => {
-            let _ = reply.try_send(watch(cell, index, watches, *query, *sink));
+        Request::Watch {
+            query,
+            watcher,
+            reply,
+        } => {
+            let _ = reply.try_send(watch(cell, index, watches, *query, *watcher));
         }
     }
 }
@@ -850,17 +852,30 @@ impl StoreService {
                     .into(),
             });
         };
-        let mut query = wire::decode::<Query>(&query)
+        let query = wire::decode::<Query>(&query)
             .map_err(|e| bad(format!("the query does not decode: {e}")))?;
+        self.register(query, Watcher::Peer(sink)).await?;
+        Ok(Vec::new())
+    }
+
+    /// Watches `query` for an app of this node: its current results first, then new results
+    /// when they change, until the receiver is dropped or the store stops.
+    pub async fn watch(&self, query: Query) -> Result<WatchReceiver, ErrorBody> {
+        let (watcher, receiver) = Watcher::app();
+        self.register(query, watcher).await?;
+        Ok(receiver)
+    }
+
+    /// Registers a watch on the index thread.
+    async fn register(&self, mut query: Query, watcher: Watcher) -> Result<(), ErrorBody> {
         // Every event carries its results: the watch compares hashes itself.
         query.result_hash = None;
         self.call(|reply| Request::Watch {
             query: Box::new(query),
-            sink: Box::new(sink),
+            watcher: Box::new(watcher),
             reply,
         })
-        .await??;
-        Ok(Vec::new())
+        .await?
     }
 
     /// Whether the index thread still runs (it ends on [`StoreService::stop`], or when it

@@ -6,7 +6,9 @@
 //!
 //! The cell's `cell.toml` decides what runs: when a committed membership change gives this
 //! node other roles, the services restart with them (no daemon restart); when it removes
-//! this node, the chain stops itself and the supervisor leaves the cell stopped.
+//! this node, the chain stops itself and the supervisor leaves the cell stopped. When the
+//! installed apps bring other trait types than the cell's entity index opened with, the
+//! services restart too, so the index reopens with them (`super::app_schemas`).
 //!
 //! Architecture invariant: the supervisor knows services only as "running or not"; why one
 //! failed is in the log, written where it failed.
@@ -18,7 +20,8 @@ use async_io::Timer;
 use futures_lite::future;
 use tracing::{error, info};
 
-use super::apps::AppsService;
+use super::app_schemas;
+use super::apps::{AppsService, IndexedSchemas};
 use super::chain::ChainService;
 use super::services::NodeServices;
 use super::store::StoreService;
@@ -44,8 +47,9 @@ impl CellRun {
     /// (no chain yet and no peer, no cell secret for a store) is logged and left out.
     fn start(dir: &NodeDir, node: &Node, cell: &Cell, network: &Network) -> CellRun {
         let roles = cell.roles_of(&node.config.id);
+        let schemas = app_schemas::load(&cell.dir, &cell.config.name);
         let store = if roles.contains(&Role::Store) {
-            super::start_store(node, cell, roles.contains(&Role::Chain))
+            super::start_store(node, cell, roles.contains(&Role::Chain), schemas.clone())
         } else {
             None
         };
@@ -65,11 +69,16 @@ impl CellRun {
                 let chain = Arc::new(chain);
                 let store = thread.map(|t| Arc::new(StoreService::new(t, chain.clone())));
                 let host_store = store.clone().filter(|_| roles.contains(&Role::AppHost));
+                let indexed = store.as_ref().map(|_| IndexedSchemas {
+                    cell_dir: cell.dir.clone(),
+                    schemas,
+                });
                 let apps = AppsService::start(
                     &cell.config.name,
                     node.config.id,
                     chain.clone(),
                     host_store,
+                    indexed,
                 )
                 .map_err(|message| error!("{message}"))
                 .ok()
@@ -102,6 +111,11 @@ impl CellRun {
         None
     }
 
+    /// Whether the installed apps' trait types are no longer the index's.
+    fn schemas_changed(&self) -> bool {
+        self.apps.as_ref().is_some_and(|a| a.schemas_changed())
+    }
+
     /// Stops the apps, the chain (so nothing more is fed), then the index.
     fn stop(&self) {
         if let Some(apps) = &self.apps {
@@ -124,6 +138,8 @@ enum Outcome {
     Failed(&'static str),
     /// `cell.toml` gives this node other roles: the cell as it is now.
     Roles(Box<Cell>),
+    /// The installed apps bring other trait types than the index opened with.
+    Schemas,
 }
 
 /// The cell as its files are now, if they still load.
@@ -173,6 +189,9 @@ pub async fn supervise(
             if let Some(which) = run.failed() {
                 break Outcome::Failed(which);
             }
+            if run.schemas_changed() {
+                break Outcome::Schemas;
+            }
             if stopping_within(&stopping, CHECK_INTERVAL).await {
                 break Outcome::Stop;
             }
@@ -190,6 +209,12 @@ pub async fn supervise(
         smol::unblock(move || run.stop()).await;
         match outcome {
             Outcome::Stop => return,
+            Outcome::Schemas => {
+                info!(
+                    "cell `{name}`: restarting its services with the installed apps' trait types"
+                );
+                backoff.reset();
+            }
             Outcome::Roles(fresh) => {
                 let roles: Vec<&str> = fresh.roles_of(&me).iter().map(|r| r.name()).collect();
                 info!(

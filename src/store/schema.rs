@@ -241,7 +241,7 @@ impl fmt::Display for ValidationError {
                 trait_type,
             } => write!(
                 f,
-                "trait `{trait_id}`: unknown trait type `{trait_type}` (no schema declares it)"
+                "trait `{trait_id}`: unknown trait type `{trait_type}` (neither built in nor brought by an installed app)"
             ),
             ValidationError::UnknownField { trait_type, field } => {
                 write!(f, "{trait_type}: field `{field}` is not in the schema")
