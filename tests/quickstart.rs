@@ -255,7 +255,18 @@ fn the_readme_two_node_quick_start_works_and_a_third_node_joins() {
         assert!(Instant::now() < deadline, "c never caught up");
         std::thread::sleep(Duration::from_millis(200));
     }
-    session.run("exo -d ~/exo-c store put new note title=\"Hello from c\"");
+    // Its services may still be restarting with the roles the join gave it: retry briefly.
+    let put = "exo -d ~/exo-c store put new note title=\"Hello from c\"";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = session.command(put).output().unwrap();
+        if output.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(Instant::now() < deadline, "c cannot write: {stderr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for node in ["a", "b", "c"] {
         let deadline = Instant::now() + WAIT;
         loop {
