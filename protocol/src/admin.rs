@@ -89,6 +89,23 @@ pub struct ChainStatus {
     pub quorum: u32,
 }
 
+impl ChainStatus {
+    /// A chain with no block known yet (or not running): only why, and the membership's
+    /// chain node count and quorum.
+    pub fn without_blocks(state: impl Into<String>, chain_nodes: u32, quorum: u32) -> ChainStatus {
+        ChainStatus {
+            state: state.into(),
+            height: 0,
+            last_block: [0; 32],
+            last_block_time_us: 0,
+            pending_operations: 0,
+            size_bytes: 0,
+            chain_nodes,
+            quorum,
+        }
+    }
+}
+
 /// Another node of the cell, as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct PeerStatus {

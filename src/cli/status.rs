@@ -105,16 +105,11 @@ fn offline_chain(node: &Node, cell: &Cell) -> Option<ChainStatus> {
         &cell.config,
         cell.config.version,
     ));
-    let mut status = ChainStatus {
-        state: "stopped (no daemon)".into(),
-        height: 0,
-        last_block: [0; 32],
-        last_block_time_us: 0,
-        pending_operations: 0,
-        size_bytes: 0,
-        chain_nodes: membership.chain_nodes().len() as u32,
-        quorum: membership.quorum() as u32,
-    };
+    let mut status = ChainStatus::without_blocks(
+        "stopped (no daemon)",
+        membership.chain_nodes().len() as u32,
+        membership.quorum() as u32,
+    );
     let store = match super::chain::open(node, cell) {
         Ok(store) => store,
         Err(err) => {

@@ -416,16 +416,12 @@ impl Context {
     fn report(&self, engine: Option<&Engine>) -> ChainReport {
         let size_bytes = self.store.disk_size_bytes().unwrap_or(0);
         let membership = engine.map(Engine::membership).unwrap_or(&self.membership);
-        let mut status = ChainStatus {
-            state: "fetching the genesis from the other chain nodes".into(),
-            height: 0,
-            last_block: [0; 32],
-            last_block_time_us: 0,
-            pending_operations: 0,
-            size_bytes,
-            chain_nodes: membership.chain_nodes().len() as u32,
-            quorum: membership.quorum() as u32,
-        };
+        let mut status = ChainStatus::without_blocks(
+            "fetching the genesis from the other chain nodes",
+            membership.chain_nodes().len() as u32,
+            membership.quorum() as u32,
+        );
+        status.size_bytes = size_bytes;
         let Some(engine) = engine else {
             return ChainReport {
                 status,

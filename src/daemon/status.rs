@@ -81,16 +81,11 @@ pub async fn gather(sources: Sources<'_>) -> CellStatus {
     };
     let chain = match (sources.roles.contains(&Role::Chain), report) {
         (true, Some(report)) => Some(report.status),
-        (true, None) => Some(exocore_protocol::admin::ChainStatus {
-            state: "not running (the daemon's log says why)".into(),
-            height: 0,
-            last_block: [0; 32],
-            last_block_time_us: 0,
-            pending_operations: 0,
-            size_bytes: 0,
-            chain_nodes: 0,
-            quorum: 0,
-        }),
+        (true, None) => Some(exocore_protocol::admin::ChainStatus::without_blocks(
+            "not running (the daemon's log says why)",
+            0,
+            0,
+        )),
         (false, _) => None,
     };
     CellStatus {
